@@ -1,0 +1,54 @@
+{#-
+    SQL preprocessing that mirrors scikit-learn: SimpleImputer (mean or median), log1p
+    (FunctionTransformer), StandardScaler / MinMaxScaler / the seed's value / (mean + 3 * std),
+    and OneHotEncoder over fixed levels with an `other` column. Parameters are fitted once into
+    feature_stats and only applied here, so train and serve share them.
+-#}
+
+{#- One row holding every fitted parameter as a column, for a cross join. -#}
+{% macro feature_stats_wide(stats_relation) %}
+    select
+        {% for feature in feature_catalog() -%}
+        max(impute_value) filter (where feature = '{{ feature.name }}') as {{ feature.name }}__impute,
+        max(center) filter (where feature = '{{ feature.name }}') as {{ feature.name }}__center,
+        max(scale) filter (where feature = '{{ feature.name }}') as {{ feature.name }}__scale,
+        {% endfor -%}
+        max(fitted_as_of) as fitted_as_of,
+        md5(string_agg(
+            concat_ws('|', feature, level, impute_value, center, scale, is_log1p),
+            ';' order by feature, level
+        )) as feature_stats_id,
+        count(*) as n_stats,
+    from {{ stats_relation }}
+{% endmacro %}
+
+{% macro log1p_if(expression, apply) -%}
+    {%- if apply -%}ln(1 + {{ expression }}){%- else -%}{{ expression }}{%- endif -%}
+{%- endmacro %}
+
+{#- The preprocessed columns of a relation of raw features, given feature_stats_wide. -#}
+{% macro preprocessed_feature_columns(features, stats) %}
+    {% for feature in feature_catalog() -%}
+    {%- set imputed = 'coalesce(' ~ features ~ '.' ~ feature.name ~ ', ' ~ stats ~ '.' ~ feature.name ~ '__impute)' -%}
+    {{ imputed }} as {{ feature.name }},
+    ({{ log1p_if(imputed, feature.log1p) }} - {{ stats }}.{{ feature.name }}__center)
+        / {{ stats }}.{{ feature.name }}__scale as {{ feature.name }}__scaled,
+    {% if feature.imputable -%}
+    {{ features }}.{{ feature.name }} is null as {{ feature.name }}_was_missing,
+    {% endif -%}
+    {% endfor -%}
+    {% for categorical, levels in categorical_levels().items() -%}
+    {% for level in levels -%}
+    cast({{ features }}.{{ categorical }} = '{{ level }}' as integer) as {{ categorical }}__{{ level }},
+    {% endfor -%}
+    cast({{ features }}.{{ categorical }} not in ('{{ levels | join("', '") }}') as integer)
+        as {{ categorical }}__other,
+    {% endfor -%}
+    cast({{ features }}.is_marketing_opt_in as integer) as is_marketing_opt_in,
+{% endmacro %}
+
+{#- The fitted_as_of whose feature_stats the marts apply: var stats_as_of, else as_of. -#}
+{% macro selected_stats_as_of(snapshot_dates) -%}
+    {%- set stats_as_of = date_var('stats_as_of') -%}
+    {%- if stats_as_of is not none -%}{{ stats_as_of }}{%- else -%}(select max(as_of_on) from {{ snapshot_dates }}){%- endif -%}
+{%- endmacro %}

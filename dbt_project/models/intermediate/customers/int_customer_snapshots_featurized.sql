@@ -1,0 +1,266 @@
+{{ config(materialized='table') }}
+
+{#- Every feature of a (customer, snapshot) is computed from activity strictly before the
+    snapshot date. Each daily aggregate is scanned once for all snapshots at a time. -#}
+
+with
+
+customers as (
+
+    select * from {{ ref('stg_shop__customers') }}
+
+),
+
+snapshot_dates as (
+
+    select * from {{ ref('int_snapshot_dates') }}
+
+),
+
+order_days as (
+
+    select * from {{ ref('int_orders_aggregated_to_customer_days') }}
+
+),
+
+category_days as (
+
+    select * from {{ ref('int_order_items_aggregated_to_customer_day_categories') }}
+
+),
+
+visit_days as (
+
+    select * from {{ ref('int_web_events_aggregated_to_customer_days') }}
+
+),
+
+touch_days as (
+
+    select * from {{ ref('int_campaign_touches_aggregated_to_customer_days') }}
+
+),
+
+-- Customers created on or after a snapshot are not in its population.
+population as (
+
+    select
+        customers.customer_id,
+        snapshot_dates.snapshot_on,
+        snapshot_dates.is_training,
+        customers.created_at,
+        customers.birth_date,
+        customers.income,
+        customers.gender,
+        customers.region,
+        customers.acquisition_channel,
+        customers.is_marketing_opt_in,
+    from customers
+    cross join snapshot_dates
+    where customers.created_at < snapshot_dates.snapshot_on
+
+),
+
+order_history as (
+
+    select
+        order_days.customer_id,
+        snapshot_dates.snapshot_on,
+        sum(order_days.n_orders) as n_orders,
+        sum(order_days.n_orders)
+            filter (where order_days.activity_on >= snapshot_dates.snapshot_on - 30)
+            as n_orders_30d,
+        sum(order_days.n_orders)
+            filter (where order_days.activity_on >= snapshot_dates.snapshot_on - 90)
+            as n_orders_90d,
+        sum(order_days.n_orders)
+            filter (where order_days.activity_on >= snapshot_dates.snapshot_on - 365)
+            as n_orders_365d,
+        sum(order_days.order_value) as revenue,
+        sum(order_days.order_value)
+            filter (where order_days.activity_on >= snapshot_dates.snapshot_on - 90)
+            as revenue_90d,
+        sum(order_days.discount_value) as discount_value,
+        sum(order_days.n_units) as n_units,
+        sum(order_days.n_orders_with_items) as n_orders_with_items,
+        -- A status is only trusted once the order is older than the return window.
+        sum(order_days.n_orders)
+            filter (where order_days.activity_on < snapshot_dates.snapshot_on - 30)
+            as n_settled_orders,
+        sum(order_days.n_cancelled)
+            filter (where order_days.activity_on < snapshot_dates.snapshot_on - 30)
+            as n_settled_cancelled,
+        sum(order_days.n_returned)
+            filter (where order_days.activity_on < snapshot_dates.snapshot_on - 30)
+            as n_settled_returned,
+        min(order_days.activity_on) as first_ordered_on,
+        max(order_days.activity_on) as last_ordered_on,
+    from order_days
+    inner join snapshot_dates
+        on order_days.activity_on < snapshot_dates.snapshot_on
+    group by order_days.customer_id, snapshot_dates.snapshot_on
+
+),
+
+category_totals as (
+
+    select
+        category_days.customer_id,
+        snapshot_dates.snapshot_on,
+        category_days.category,
+        sum(category_days.n_units) as n_units,
+    from category_days
+    inner join snapshot_dates
+        on category_days.activity_on < snapshot_dates.snapshot_on
+    group by category_days.customer_id, snapshot_dates.snapshot_on, category_days.category
+
+),
+
+category_history as (
+
+    select
+        customer_id,
+        snapshot_on,
+        count(*) as n_distinct_categories,
+        max(n_units) / nullif(sum(n_units), 0) as top_category_share,
+    from category_totals
+    group by customer_id, snapshot_on
+
+),
+
+visit_history as (
+
+    select
+        visit_days.customer_id,
+        snapshot_dates.snapshot_on,
+        sum(visit_days.n_sessions)
+            filter (where visit_days.activity_on >= snapshot_dates.snapshot_on - 90)
+            as n_sessions_90d,
+        sum(visit_days.n_product_views)
+            filter (where visit_days.activity_on >= snapshot_dates.snapshot_on - 90)
+            as n_product_views_90d,
+        sum(visit_days.n_add_to_cart)
+            filter (where visit_days.activity_on >= snapshot_dates.snapshot_on - 90)
+            as n_add_to_cart_90d,
+        max(visit_days.activity_on) as last_visited_on,
+    from visit_days
+    inner join snapshot_dates
+        on visit_days.activity_on < snapshot_dates.snapshot_on
+    group by visit_days.customer_id, snapshot_dates.snapshot_on
+
+),
+
+touch_history as (
+
+    select
+        touch_days.customer_id,
+        snapshot_dates.snapshot_on,
+        sum(touch_days.n_touches) as n_touches_90d,
+        sum(touch_days.n_opened) as n_opened_90d,
+        sum(touch_days.n_clicked) as n_clicked_90d,
+    from touch_days
+    inner join snapshot_dates
+        on touch_days.activity_on < snapshot_dates.snapshot_on
+        and touch_days.activity_on >= snapshot_dates.snapshot_on - 90
+    group by touch_days.customer_id, snapshot_dates.snapshot_on
+
+),
+
+featurized as (
+
+    select
+        -- ids
+        population.customer_id,
+        population.snapshot_on,
+        population.is_training,
+
+        -- recency, frequency, monetary
+        population.snapshot_on - order_history.last_ordered_on as days_since_last_order,
+        coalesce(order_history.n_orders, 0) as n_orders,
+        coalesce(order_history.n_orders_30d, 0) as n_orders_30d,
+        coalesce(order_history.n_orders_90d, 0) as n_orders_90d,
+        coalesce(order_history.n_orders_365d, 0) as n_orders_365d,
+        cast(coalesce(order_history.revenue, 0) as double) as revenue,
+        cast(coalesce(order_history.revenue_90d, 0) as double) as revenue_90d,
+        cast(order_history.revenue / nullif(order_history.n_orders, 0) as double)
+            as avg_order_value,
+        population.snapshot_on - cast(population.created_at as date) as tenure_days,
+        case
+            when order_history.n_orders >= 2
+                then (order_history.last_ordered_on - order_history.first_ordered_on)
+                / (order_history.n_orders - 1)
+        end as avg_days_between_orders,
+
+        -- basket and catalogue
+        order_history.n_units / nullif(order_history.n_orders_with_items, 0)
+            as avg_items_per_order,
+        coalesce(category_history.n_distinct_categories, 0) as n_distinct_categories,
+        category_history.top_category_share,
+        cast(
+            order_history.discount_value
+            / nullif(order_history.revenue + order_history.discount_value, 0) as double
+        ) as discount_share,
+        order_history.n_settled_cancelled / nullif(order_history.n_settled_orders, 0)
+            as cancel_rate,
+        order_history.n_settled_returned / nullif(order_history.n_settled_orders, 0)
+            as return_rate,
+
+        -- browsing
+        coalesce(visit_history.n_sessions_90d, 0) as n_sessions_90d,
+        coalesce(visit_history.n_product_views_90d, 0) as n_product_views_90d,
+        coalesce(visit_history.n_add_to_cart_90d, 0) as n_add_to_cart_90d,
+        least(
+            1.0, coalesce(order_history.n_orders_90d, 0) / nullif(visit_history.n_add_to_cart_90d, 0)
+        ) as cart_to_order_rate_90d,
+        population.snapshot_on - visit_history.last_visited_on as days_since_last_visit,
+
+        -- campaigns
+        coalesce(touch_history.n_touches_90d, 0) as n_touches_90d,
+        least(1.0, touch_history.n_opened_90d / nullif(touch_history.n_touches_90d, 0))
+            as open_rate_90d,
+        least(1.0, touch_history.n_clicked_90d / nullif(touch_history.n_touches_90d, 0))
+            as click_rate_90d,
+
+        -- profile
+        datesub('year', population.birth_date, population.snapshot_on) as age_years,
+        population.income,
+        coalesce(population.gender, 'unknown') as gender,
+        coalesce(population.region, 'unknown') as region,
+        coalesce(population.acquisition_channel, 'unknown') as acquisition_channel,
+        population.is_marketing_opt_in,
+
+    from population
+    left join order_history
+        on population.customer_id = order_history.customer_id
+        and population.snapshot_on = order_history.snapshot_on
+    left join category_history
+        on population.customer_id = category_history.customer_id
+        and population.snapshot_on = category_history.snapshot_on
+    left join visit_history
+        on population.customer_id = visit_history.customer_id
+        and population.snapshot_on = visit_history.snapshot_on
+    left join touch_history
+        on population.customer_id = touch_history.customer_id
+        and population.snapshot_on = touch_history.snapshot_on
+
+),
+
+-- Every numeric feature as double: one type for imputation, scaling and the ML step.
+typed as (
+
+    select
+        customer_id,
+        snapshot_on,
+        is_training,
+        {% for feature in feature_catalog() -%}
+        cast({{ feature.name }} as double) as {{ feature.name }},
+        {% endfor -%}
+        gender,
+        region,
+        acquisition_channel,
+        is_marketing_opt_in,
+    from featurized
+
+)
+
+select * from typed

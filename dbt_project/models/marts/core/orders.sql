@@ -1,0 +1,56 @@
+with
+
+orders as (
+
+    select * from {{ ref('stg_shop__orders') }}
+
+),
+
+order_items as (
+
+    select * from {{ ref('stg_shop__order_items') }}
+
+),
+
+items_per_order as (
+
+    select
+        order_id,
+        count(*) as n_lines,
+        sum(quantity) as n_units,
+    from order_items
+    group by order_id
+
+),
+
+final as (
+
+    select
+        -- ids
+        orders.order_id,
+        orders.customer_id,
+
+        -- strings
+        orders.status,
+        orders.channel,
+
+        -- numerics
+        orders.order_total,
+        orders.discount_total,
+        coalesce(items_per_order.n_lines, 0) as n_lines,
+        coalesce(items_per_order.n_units, 0) as n_units,
+
+        -- booleans
+        orders.is_counted_purchase,
+
+        -- dates and timestamps
+        orders.ordered_at,
+        orders.ordered_on,
+
+    from orders
+    left join items_per_order
+        on orders.order_id = items_per_order.order_id
+
+)
+
+select * from final

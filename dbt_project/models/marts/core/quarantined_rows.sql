@@ -1,0 +1,52 @@
+{%- set validated_sources = ['customers', 'orders', 'order_items', 'products', 'web_events', 'campaign_touches'] -%}
+
+with
+
+csv_rejects as (
+
+    select * from {{ source('shop', 'csv_rejects') }}
+
+),
+
+rejected_rows as (
+
+    {% for source_table in validated_sources -%}
+    select
+        '{{ source_table }}' as source_table,
+        rejection_reason as rule,
+        cast(raw_record as varchar) as raw_record,
+        1 as n_raw_lines,
+    from {{ ref('base_shop__' ~ source_table) }}
+    where rejection_reason is not null
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+-- A line DuckDB could not parse never reached a table: keep its text and DuckDB's reason.
+malformed_lines as (
+
+    select
+        table_name as source_table,
+        'malformed_csv_line: ' || lower(error_type) as rule,
+        csv_line as raw_record,
+        n_lines as n_raw_lines,
+    from csv_rejects
+
+),
+
+final as (
+
+    select
+        md5(concat_ws('|', source_table, rule, raw_record, row_number() over (
+            partition by source_table, rule, raw_record order by n_raw_lines
+        ))) as quarantined_row_id,
+        source_table,
+        rule,
+        raw_record,
+        n_raw_lines,
+    from (select * from rejected_rows union all select * from malformed_lines)
+
+)
+
+select * from final

@@ -1,0 +1,57 @@
+with
+
+source as (
+
+    select * from {{ source('shop', 'customers') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        {{ clean_text('source.customer_id') }} as customer_id,
+
+        -- strings
+        {{ clean_lower('source.email') }} as email,
+        {{ vocabulary_value('gender_vocabulary', 'source.gender') }} as gender,
+        {{ vocabulary_value('region_vocabulary', 'source.region') }} as region,
+        {{ clean_text('source.city') }} as city,
+        {{ vocabulary_value('channel_vocabulary', 'source.acquisition_channel') }}
+            as acquisition_channel,
+
+        -- numerics
+        try_cast(source.income as double) as income,
+
+        -- booleans
+        {{ parse_bool('source.marketing_opt_in') }} as is_marketing_opt_in,
+
+        -- dates and timestamps
+        try_cast(source.birth_date as date) as birth_date,
+        try_cast(source.created_at as timestamp) as created_at,
+        try_cast(source.updated_at as timestamp) as updated_at,
+
+        to_json(source) as raw_record,
+
+    from source
+    {{ join_vocabulary('gender_vocabulary', 'gender', 'source.gender') }}
+    {{ join_vocabulary('region_vocabulary', 'region', 'source.region') }}
+    {{ join_vocabulary('channel_vocabulary', 'acquisition_channel', 'source.acquisition_channel') }}
+
+),
+
+flagged as (
+
+    select
+        *,
+        case
+            when customer_id is null then 'missing_customer_id'
+            when created_at is null then 'invalid_created_at'
+            when created_at > {{ loaded_at() }} then 'created_in_future'
+        end as rejection_reason,
+
+    from renamed
+
+)
+
+select * from flagged

@@ -1,0 +1,71 @@
+with
+
+source as (
+
+    select * from {{ source('shop', 'orders') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_shop__customers') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        {{ clean_text('source.order_id') }} as order_id,
+        {{ clean_text('source.customer_id') }} as customer_id,
+
+        -- strings
+        {{ clean_lower('source.status') }} as status_raw,
+        status_vocabulary.value as status,
+        {{ vocabulary_value('channel_vocabulary', 'source.channel') }} as channel,
+
+        -- numerics
+        try_cast(source.order_total as decimal(18, 2)) as order_total,
+        coalesce(try_cast(source.discount_total as decimal(18, 2)), 0) as discount_total,
+        {{ clean_text('source.discount_total') }} is not null
+            and try_cast(source.discount_total as decimal(18, 2)) is null as is_discount_unparsable,
+
+        -- timestamps
+        try_cast(source.ordered_at as timestamp) as ordered_at,
+
+        to_json(source) as raw_record,
+
+    from source
+    left join {{ ref('controlled_vocabulary') }} as status_vocabulary
+        on status_vocabulary.field = 'order_status'
+        and status_vocabulary.spelling = {{ clean_lower('source.status') }}
+    {{ join_vocabulary('channel_vocabulary', 'order_channel', 'source.channel') }}
+
+),
+
+flagged as (
+
+    select
+        renamed.*,
+        case
+            when renamed.order_id is null then 'missing_order_id'
+            when renamed.customer_id is null then 'missing_customer_id'
+            when renamed.ordered_at is null then 'invalid_ordered_at'
+            when renamed.ordered_at > {{ loaded_at() }} then 'ordered_in_future'
+            when renamed.status is null then 'invalid_status'
+            when renamed.order_total is null then 'invalid_order_total'
+            when renamed.order_total < 0 then 'negative_order_total'
+            when renamed.order_total > {{ var('max_money') }} then 'absurd_order_total'
+            when renamed.is_discount_unparsable or renamed.discount_total < 0
+                then 'invalid_discount_total'
+            when customers.customer_id is null then 'orphan_customer_id'
+            when renamed.ordered_at < customers.created_at then 'ordered_before_signup'
+        end as rejection_reason,
+
+    from renamed
+    left join customers
+        on renamed.customer_id = customers.customer_id
+
+)
+
+select * from flagged

@@ -1,0 +1,232 @@
+"""The simulation's purchase process, its ground truth, and the oracle built on it.
+
+The synthetic shop (``scripts.generate``) draws every customer's orders from an inhomogeneous
+Poisson process whose rate is piecewise constant per calendar week, plus an optional "first
+order" shortly after signup. This module owns that process, so the generator and the oracle
+evaluate the very same formula:
+
+``lambda_i(week) = rate_i * season(week) * trend_i(week)`` orders per week, active from the
+customer's ``created_at`` (to the second) until ``DATA_END``, where
+
+* ``season(week)`` is ``SEASONALITY_BY_MONTH`` of the month of the week's fourth day,
+* ``trend_i(week)`` is 1 before the customer's ``decline_start_at`` and
+  ``exp(-(week_start - decline_start_at) / decline_tau_days)`` after it (null start: no decline),
+
+and, independently, with probability ``first_order_prob`` one order at ``created_at + D`` with
+``D ~ Exponential(FIRST_ORDER_MEAN_DELAY_DAYS)`` (dropped if it would fall on or after
+``DATA_END``). Every order is cancelled independently with probability ``cancel_prob``. Order
+times are floored to whole seconds; since ``created_at`` and all window bounds are whole
+seconds, flooring never moves an order across a bound.
+
+The ground truth lives in ``<out_dir>/ground_truth/`` (the pipeline never reads it):
+``customers.parquet`` (one row per real customer: persona, every latent parameter, the clean
+attribute values), ``campaigns.parquet``, ``weeks.parquet`` and ``meta.json``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATA_START = date(2024, 1, 1)
+"""First day of simulated data (inclusive)."""
+DATA_END = date(2026, 1, 1)
+"""Day after the last simulated day (exclusive)."""
+
+SECONDS_PER_DAY = 86_400
+SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
+DATA_SECONDS = (DATA_END - DATA_START).days * SECONDS_PER_DAY
+N_WEEKS = -(-DATA_SECONDS // SECONDS_PER_WEEK)
+"""Calendar weeks from ``DATA_START`` (a Monday); the last one is partial (3 days)."""
+
+SEASONALITY_BY_MONTH = np.array(
+    [0.90, 0.85, 0.95, 1.00, 1.00, 0.90, 0.80, 0.80, 0.95, 1.05, 1.45, 1.55]
+)
+"""Purchase and browse multiplier per calendar month: summer dip, November/December peak."""
+
+FIRST_ORDER_MEAN_DELAY_DAYS = 1.5
+"""Mean of the exponential delay between signup and the optional first order."""
+
+GROUND_TRUTH_DIR = "ground_truth"
+
+
+def week_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """Return the start and end of every simulated week in seconds since ``DATA_START``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(starts, ends)``, int64 arrays of length ``N_WEEKS``; the last week ends at
+        ``DATA_END``.
+    """
+    starts = np.arange(N_WEEKS, dtype=np.int64) * SECONDS_PER_WEEK
+    ends = np.minimum(starts + SECONDS_PER_WEEK, DATA_SECONDS)
+    return starts, ends
+
+
+def seasonality() -> np.ndarray:
+    """Return the season multiplier of every simulated week.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of length ``N_WEEKS``.
+    """
+    fourth_days = np.datetime64(DATA_START, "D") + np.arange(N_WEEKS) * 7 + 3
+    months = fourth_days.astype("datetime64[M]").astype(np.int64) % 12
+    return SEASONALITY_BY_MONTH[months]
+
+
+def weekly_rates(
+    rate_per_week: np.ndarray,
+    decline_start_s: np.ndarray,
+    decline_tau_days: np.ndarray,
+    weeks: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return the expected orders per week of each customer in each week, before signup cuts.
+
+    Parameters
+    ----------
+    rate_per_week : numpy.ndarray
+        Base purchase rate of each customer (orders per week at season 1).
+    decline_start_s : numpy.ndarray
+        Start of the decline in seconds since ``DATA_START``; NaN for no decline.
+    decline_tau_days : numpy.ndarray
+        Decay time constant in days (ignored where there is no decline).
+    weeks : numpy.ndarray, optional
+        Week indices to evaluate; all weeks by default.
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of shape ``(n_customers, n_weeks)``.
+    """
+    if weeks is None:
+        weeks = np.arange(N_WEEKS)
+    starts = weeks.astype(np.int64) * SECONDS_PER_WEEK
+    season = seasonality()[weeks]
+    lag_days = (starts[None, :] - decline_start_s[:, None]) / SECONDS_PER_DAY
+    with np.errstate(invalid="ignore"):
+        decay = np.where(
+            lag_days > 0, np.exp(-np.maximum(lag_days, 0.0) / decline_tau_days[:, None]), 1.0
+        )
+    return rate_per_week[:, None] * season[None, :] * decay
+
+
+def to_seconds(values: pd.Series) -> np.ndarray:
+    """Convert naive UTC timestamps to float seconds since ``DATA_START`` (NaT becomes NaN).
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Datetime-like series.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 seconds.
+    """
+    origin = pd.Timestamp(DATA_START)
+    delta = pd.to_datetime(values) - origin
+    return delta.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def load_ground_truth(out_dir: Path) -> pd.DataFrame:
+    """Load the per-customer ground truth written by ``scripts.generate.generate``.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The generator's output directory (the one holding ``raw/`` and ``ground_truth/``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per real customer, indexed by ``customer_id``, with ``persona`` and the latent
+        parameters that ``true_purchase_probability`` needs.
+    """
+    path = Path(out_dir) / GROUND_TRUTH_DIR / "customers.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"no ground truth at {path}; run the generator first")
+    return pd.read_parquet(path).set_index("customer_id")
+
+
+def true_purchase_probability(
+    truth: pd.DataFrame, start: date, horizon_days: int
+) -> pd.Series:
+    """Return the exact probability of a non-cancelled order in ``[start, start + horizon)``.
+
+    The window is clipped to the simulated calendar (no order exists on or after
+    ``DATA_END``), which is what a label computed from the raw data sees. Injected dirt
+    (duplicates, orders dated before signup, orphans) is ignored.
+
+    Parameters
+    ----------
+    truth : pandas.DataFrame
+        Output of ``load_ground_truth`` (or any subset of its rows).
+    start : datetime.date
+        First day of the window (midnight, naive UTC).
+    horizon_days : int
+        Window length in days.
+
+    Returns
+    -------
+    pandas.Series
+        Probabilities in [0, 1], indexed like ``truth`` and named ``purchase_probability``.
+    """
+    if horizon_days < 0:
+        raise ValueError(f"horizon_days must be >= 0, got {horizon_days}")
+    window_start = (datetime.combine(start, datetime.min.time()) - _origin()).total_seconds()
+    window_end = min(window_start + horizon_days * SECONDS_PER_DAY, DATA_SECONDS)
+    window_start = max(window_start, 0.0)
+    created = to_seconds(truth["created_at"])
+    keep = 1.0 - truth["cancel_prob"].to_numpy(dtype=np.float64)
+    if window_end <= window_start:
+        return pd.Series(0.0, index=truth.index, name="purchase_probability")
+
+    starts, ends = week_bounds()
+    weeks = np.flatnonzero((starts < window_end) & (ends > window_start))
+    rates = weekly_rates(
+        truth["rate_per_week"].to_numpy(dtype=np.float64),
+        to_seconds(truth["decline_start_at"]),
+        truth["decline_tau_days"].to_numpy(dtype=np.float64),
+        weeks,
+    )
+    lo = np.maximum(np.maximum(starts[weeks][None, :], window_start), created[:, None])
+    hi = np.minimum(ends[weeks], window_end)[None, :]
+    overlap = np.clip(hi - lo, 0.0, None)
+    expected = (rates * overlap).sum(axis=1) / SECONDS_PER_WEEK
+
+    mean_delay = FIRST_ORDER_MEAN_DELAY_DAYS * SECONDS_PER_DAY
+    first_lo = np.clip(window_start - created, 0.0, None)
+    first_hi = np.clip(window_end - created, 0.0, None)
+    first_in_window = np.exp(-first_lo / mean_delay) - np.exp(-first_hi / mean_delay)
+    first = truth["first_order_prob"].to_numpy(dtype=np.float64) * first_in_window
+
+    none = np.exp(-keep * expected) * (1.0 - keep * first)
+    return pd.Series(1.0 - none, index=truth.index, name="purchase_probability")
+
+
+def _origin() -> datetime:
+    return datetime.combine(DATA_START, datetime.min.time())
+
+
+def day_after(day: date, days: int) -> date:
+    """Return ``day + days`` (a small helper for readable window arithmetic).
+
+    Parameters
+    ----------
+    day : datetime.date
+        Start day.
+    days : int
+        Days to add.
+
+    Returns
+    -------
+    datetime.date
+        The shifted day.
+    """
+    return day + timedelta(days=days)
