@@ -1,0 +1,122 @@
+"""The one place that talks to DuckDB: connect, read as Arrow, replace tables atomically."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ml.errors import SegmartError
+
+_QUALIFIED_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+
+
+class WarehouseError(SegmartError):
+    """A warehouse problem the user can fix; the message says how."""
+
+
+def _check_name(name: str) -> str:
+    # Table names are spliced into SQL, so only plain schema.table identifiers pass.
+    if not _QUALIFIED_NAME.match(name):
+        raise ValueError(f"not a plain schema.table name: {name!r}")
+    return name
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse, turning DuckDB's lock and missing-file errors into WarehouseError."""
+    if read_only and not path.exists():
+        raise WarehouseError(f"warehouse {path} does not exist: run `segmart build` first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise WarehouseError(
+                f"warehouse {path} is locked by another process (a BI tool or another run?): "
+                "close it, or point BI at the published copy instead"
+            ) from error
+        raise WarehouseError(f"cannot open warehouse {path}: {error}") from error
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether schema.table exists (as a table or a view)."""
+    schema, table = _check_name(name).split(".")
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()
+    return bool(found[0][0])
+
+
+def require_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Raise WarehouseError naming the command that builds a missing table."""
+    if not table_exists(con, name):
+        raise WarehouseError(f"table {name} is missing from the warehouse: run `segmart build`")
+
+
+def read_table(
+    con: duckdb.DuckDBPyConnection, name: str, columns: list[str] | None = None
+) -> pa.Table:
+    """Read a whole table as Arrow."""
+    require_table(con, name)
+    select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    return con.sql(f"select {select} from {_check_name(name)}").to_arrow_table()
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pa.Table:
+    """Run a read query with bound parameters and return Arrow."""
+    return con.sql(sql, params=params or None).to_arrow_table()
+
+
+def iter_batches(
+    con: duckdb.DuckDBPyConnection, name: str, batch_size: int = 100_000, order_by: str = ""
+) -> Iterator[pa.RecordBatch]:
+    """Stream a table in Arrow record batches so memory stays flat whatever its size."""
+    require_table(con, name)
+    order = f" order by {order_by}" if order_by else ""
+    yield from con.sql(f"select * from {_check_name(name)}{order}").to_arrow_reader(batch_size)
+
+
+def table_schema(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
+    """Column name -> DuckDB type, in table order."""
+    schema, table = _check_name(name).split(".")
+    rows = con.execute(
+        "select column_name, data_type from information_schema.columns"
+        " where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return {column: data_type for column, data_type in rows}
+
+
+TableData = pa.Table | pa.RecordBatchReader
+
+
+def replace_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, TableData]) -> None:
+    """Replace several tables in one transaction: readers see all old tables or all new ones.
+
+    A failure (or a kill) before COMMIT leaves every previous table as it was; DuckDB's WAL
+    discards the uncommitted transaction on the next open.
+    """
+    for name in tables:
+        _check_name(name)
+    con.execute("begin transaction")
+    try:
+        for name, data in tables.items():
+            schema = name.split(".")[0]
+            con.execute(f"create schema if not exists {schema}")
+            con.register("_segmart_incoming", data)
+            con.execute(f"create or replace table {name} as select * from _segmart_incoming")
+            con.unregister("_segmart_incoming")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
