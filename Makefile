@@ -1,0 +1,45 @@
+# The front door: `make demo` and `make test` work on a fresh clone (they install first).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+DEMO_DIR := data/demo
+DEMO_CUSTOMERS ?= 20000
+
+.PHONY: install demo test lint format bench bench-smoke docs clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+install: $(INSTALLED)
+
+demo: install
+	$(BIN)/segmart generate --customers $(DEMO_CUSTOMERS) --seed 42 --out $(DEMO_DIR)
+	$(BIN)/segmart run --raw-dir $(DEMO_DIR)/raw
+
+test: install
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd dbt_project && ../$(BIN)/sqlfluff lint models macros tests analyses
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python -m benchmarks.run --sizes S M
+
+bench-smoke: install
+	$(BIN)/python -m benchmarks.run --sizes XS --repetitions 1
+
+docs: install
+	cd dbt_project && SEGMART_RAW_DIR=$(abspath $(DEMO_DIR))/raw ../$(BIN)/dbt docs generate --profiles-dir ..
+
+clean:
+	rm -rf warehouse reports exports models data dbt_project/target dbt_project/logs

@@ -1,0 +1,333 @@
+"""segmart's command line: parse, delegate, report. Long steps show progress through rich."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from ml.config import Settings
+from ml.errors import SegmartError
+
+app = typer.Typer(
+    name="segmart",
+    help="SQL-first customer segmentation and targeted marketing on dbt + DuckDB.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+out = Console()
+
+F = TypeVar("F", bound=Callable[..., object])
+
+# Options shared by every command that touches data.
+RawDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--raw-dir",
+        help="Directory of raw files (<table>.csv|.parquet). [env: SEGMART_RAW_DIR]",
+        show_default=False,
+    ),
+]
+WarehouseOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--warehouse", help="DuckDB warehouse file. [env: SEGMART_WAREHOUSE]", show_default=False
+    ),
+]
+AsOfOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--as-of",
+        formats=["%Y-%m-%d"],
+        show_default=False,
+        help="Cutoff date YYYY-MM-DD: features from data strictly before it "
+        "(default: the day after the latest order or event).",
+    ),
+]
+HorizonOption = Annotated[
+    int,
+    typer.Option("--horizon-days", min=1, max=3650, help="Label window length in days."),
+]
+
+
+def _settings(
+    raw_dir: Path | None, warehouse: Path | None, as_of: datetime | None, horizon_days: int
+) -> Settings:
+    return Settings().with_overrides(
+        raw_dir=raw_dir.expanduser().resolve() if raw_dir else None,
+        warehouse=warehouse.expanduser().resolve() if warehouse else None,
+        as_of=as_of.date() if as_of else None,
+        horizon_days=horizon_days,
+    )
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def user_errors(command: F) -> F:
+    """Print fixable errors (and any unexpected one) as one line and exit non-zero."""
+
+    @functools.wraps(command)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return command(*args, **kwargs)
+        except SegmartError as error:
+            _fail(str(error))
+        except KeyboardInterrupt:
+            _fail("interrupted; published tables are unchanged")
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as error:
+            if os.environ.get("SEGMART_DEBUG"):
+                raise
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            _fail(f"{type(error).__name__}: {first_line} (set SEGMART_DEBUG=1 for a traceback)")
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_raw_dir(settings: Settings) -> None:
+    if not settings.raw_dir.is_dir():
+        raise SegmartError(
+            f"raw directory {settings.raw_dir} does not exist: pass --raw-dir or set "
+            "SEGMART_RAW_DIR (`segmart generate --out DIR` makes a demo set in DIR/raw)"
+        )
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def build_warehouse(
+    settings: Settings,
+    stats_as_of: date | None = None,
+    full_refresh: bool = False,
+    selector: str = "warehouse",
+) -> None:
+    """Run `dbt build` for a selector with a live count of finished nodes."""
+    from ml.build import dbt_vars, run_dbt
+
+    _check_raw_dir(settings)
+    with _progress() as progress:
+        task = progress.add_task(f"dbt build ({selector})", total=None)
+
+        def on_node(name: str, status: str) -> None:
+            progress.update(task, advance=1, description=f"dbt build: {name} {status}")
+
+        summary = run_dbt(
+            settings,
+            command=f"build --selector {selector}",
+            variables=dbt_vars(settings, stats_as_of),
+            full_refresh=full_refresh,
+            on_node=on_node,
+        )
+    console.print(
+        f"dbt build ({selector}): {summary.n_passed} passed, {summary.n_warned} warned, "
+        f"{summary.n_skipped} skipped, warehouse {settings.warehouse}"
+    )
+
+
+@app.command()
+@user_errors
+def generate(
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 42,
+    out: Annotated[Path, typer.Option(help="Output directory (raw/ and ground_truth/).")] = Path(
+        "data/demo"
+    ),
+    file_format: Annotated[
+        Literal["parquet", "csv"], typer.Option("--format", help="File format of raw tables.")
+    ] = "parquet",
+) -> None:
+    """Generate a realistic synthetic shop (about two years) with dirt, plus ground truth.
+
+    Example: segmart generate --customers 20000 --seed 42 --out data/demo
+    """
+    from scripts.generate import generate as generate_shop
+
+    with _progress() as progress:
+        task = progress.add_task("generating customers", total=customers)
+        summary = generate_shop(
+            n_customers=customers,
+            seed=seed,
+            out_dir=out,
+            fmt=file_format,
+            progress=lambda done, total: progress.update(task, completed=done),
+        )
+    table = Table("table", "rows", title=f"generated into {out}")
+    for name, n_rows in summary.row_counts.items():
+        table.add_row(name, f"{n_rows:,}")
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def build(
+    raw_dir: RawDirOption = None,
+    warehouse: WarehouseOption = None,
+    as_of: AsOfOption = None,
+    horizon_days: HorizonOption = 90,
+    stats_as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--stats-as-of",
+            formats=["%Y-%m-%d"],
+            show_default=False,
+            help="Reuse preprocessing statistics fitted at this earlier as_of "
+            "(the as_of a model was trained at) instead of fitting new ones.",
+        ),
+    ] = None,
+    full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
+) -> None:
+    """Land raw files and run `dbt build`: staging, quarantine, features, training set.
+
+    Example: segmart build --raw-dir data/demo/raw --as-of 2025-10-01
+    """
+    settings = _settings(raw_dir, warehouse, as_of, horizon_days)
+    build_warehouse(settings, stats_as_of.date() if stats_as_of else None, full_refresh)
+
+
+@app.command()
+@user_errors
+def train(
+    raw_dir: RawDirOption = None,
+    warehouse: WarehouseOption = None,
+    as_of: AsOfOption = None,
+    horizon_days: HorizonOption = 90,
+    algorithm: Annotated[
+        Literal["hist_gradient_boosting", "random_forest", "decision_tree", "logistic_regression"],
+        typer.Option(help="Propensity classifier."),
+    ] = "hist_gradient_boosting",
+    segments: Annotated[
+        int | None, typer.Option(min=2, max=20, help="Number of segments (default: automatic).")
+    ] = None,
+    random_state: Annotated[int, typer.Option(help="Seed for every random step.")] = 42,
+) -> None:
+    """Train the propensity and segmentation models on ml.training_examples.
+
+    Example: segmart train --algorithm hist_gradient_boosting
+    """
+    from ml.training import TrainOptions
+    from ml.training import train as train_models
+
+    settings = _settings(raw_dir, warehouse, as_of, horizon_days)
+    options = TrainOptions(algorithm=algorithm, n_segments=segments, random_state=random_state)
+    with console.status("training") as status:
+        report = train_models(settings, options, progress=lambda msg: status.update(msg))
+    out.print(report.to_markdown())
+
+
+@app.command()
+@user_errors
+def score(
+    raw_dir: RawDirOption = None,
+    warehouse: WarehouseOption = None,
+    as_of: AsOfOption = None,
+    horizon_days: HorizonOption = 90,
+    model: Annotated[str, typer.Option(help="Model id, or 'latest'.")] = "latest",
+) -> None:
+    """Score ml.customer_features and write scores, segments and drift back atomically.
+
+    Example: segmart score --model latest
+    """
+    from ml.scoring import score as score_customers
+
+    settings = _settings(raw_dir, warehouse, as_of, horizon_days)
+    with console.status("scoring") as status:
+        report = score_customers(settings, model, progress=lambda msg: status.update(msg))
+    out.print(report.to_markdown())
+
+
+@app.command()
+@user_errors
+def run(
+    raw_dir: RawDirOption = None,
+    warehouse: WarehouseOption = None,
+    as_of: AsOfOption = None,
+    horizon_days: HorizonOption = 90,
+    algorithm: Annotated[str, typer.Option(help="Propensity classifier.")] = (
+        "hist_gradient_boosting"
+    ),
+    random_state: Annotated[int, typer.Option(help="Seed for every random step.")] = 42,
+) -> None:
+    """Run the whole pipeline: build, train, score, marketing marts, publish, report.
+
+    Example: segmart run --raw-dir data/demo/raw
+    """
+    from ml.pipeline import run_pipeline
+
+    settings = _settings(raw_dir, warehouse, as_of, horizon_days)
+    _check_raw_dir(settings)
+    result = run_pipeline(
+        settings,
+        algorithm=algorithm,
+        random_state=random_state,
+        build=build_warehouse,
+        log=console.print,
+    )
+    out.print(result.summary())
+
+
+@models_app.command("list")
+@user_errors
+def models_list() -> None:
+    """List trained models, newest first.
+
+    Example: segmart models list
+    """
+    from ml.registry import list_models
+
+    settings = Settings()
+    table = Table("model_id", "trained", "algorithm", "as_of", "roc_auc", title="models")
+    for meta in list_models(settings.models_dir):
+        table.add_row(
+            meta.model_id,
+            str(meta.trained_at),
+            meta.algorithm,
+            str(meta.as_of),
+            f"{meta.metrics.get('roc_auc', float('nan')):.3f}",
+        )
+    out.print(table)
+
+
+@models_app.command("show")
+@user_errors
+def models_show(model_id: Annotated[str, typer.Argument(help="Model id or 'latest'.")]) -> None:
+    """Show one model's metadata as JSON.
+
+    Example: segmart models show latest
+    """
+    from ml.registry import load_metadata
+
+    out.print_json(load_metadata(Settings().models_dir, model_id).to_json())
+
+
+def main() -> None:  # pragma: no cover - console-script convenience
+    app(prog_name="segmart")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
