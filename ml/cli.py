@@ -291,6 +291,26 @@ def run(
     out.print(result.summary())
 
 
+@app.command()
+@user_errors
+def forget(
+    customer_id: Annotated[str, typer.Argument(help="The customer to forget.")],
+    warehouse: WarehouseOption = None,
+) -> None:
+    """Remove a customer from every derived table, score, audience, export and the BI copy.
+
+    Example: segmart forget C0001234
+    """
+    from ml.privacy import forget_customer
+
+    settings = _settings(None, warehouse, None, 90)
+    out.print(forget_customer(settings, customer_id).summary())
+    console.print(
+        "the raw files still hold this customer: their owner must delete them there "
+        "(until then every build skips the id)"
+    )
+
+
 @models_app.command("list")
 @user_errors
 def models_list() -> None:

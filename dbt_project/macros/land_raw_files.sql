@@ -19,6 +19,11 @@
         ~ " file_format varchar, loaded_at timestamp, columns_missing varchar[],"
         ~ " columns_extra varchar[])"
     ) %}
+    {#- Forgotten customers (segmart forget) never land, so no rebuild brings them back. -#}
+    {% do run_query(
+        "create schema if not exists privacy; create table if not exists"
+        ~ " privacy.forgotten_customers (customer_id varchar primary key, forgotten_at timestamp)"
+    ) %}
     {% for table_name, spec in raw_contract().items() %}
         {% do _land_one_table(raw_dir, table_name, spec) %}
     {% endfor %}
@@ -104,14 +109,18 @@
     {% endfor %}
     {% set extra = [] %}
     {% for column in present %}{% if column not in spec.columns %}{% do extra.append("'" ~ column | replace("'", "''") ~ "'") %}{% endif %}{% endfor %}
+    {% set not_forgotten = (
+        " where customer_id is null or trim(cast(customer_id as varchar)) not in"
+        ~ " (select customer_id from privacy.forgotten_customers)"
+    ) if 'customer_id' in present else "" %}
     {% if is_csv %}
-        {% do run_query("create table " ~ target ~ " as select " ~ select_list | join(', ') ~ " from " ~ reader) %}
+        {% do run_query("create table " ~ target ~ " as select " ~ select_list | join(', ') ~ " from " ~ reader ~ not_forgotten) %}
         {% do run_query(
             "insert into raw.csv_rejects select '" ~ table_name ~ "', line,"
             ~ " len(string_split(rtrim(csv_line, chr(10)), chr(10))), error_type, csv_line, error_message"
             ~ " from rejects_" ~ table_name) %}
     {% else %}
-        {% do run_query("create view " ~ target ~ " as select " ~ select_list | join(', ') ~ " from " ~ reader) %}
+        {% do run_query("create view " ~ target ~ " as select " ~ select_list | join(', ') ~ " from " ~ reader ~ not_forgotten) %}
     {% endif %}
     {% do run_query(
         "insert into raw.files values ('" ~ table_name ~ "', '" ~ path ~ "', '"
