@@ -9,8 +9,14 @@ validated as (
 
 deduplicated as (
 
-    select * from validated
-    qualify row_number() over (partition by touch_id order by sent_at, customer_id, campaign_id, channel, opened_at, clicked_at) = 1
+    select
+        *,
+        count(*) over (partition by touch_id) as n_loaded_copies,
+    from validated
+    qualify row_number() over (
+        partition by touch_id
+        order by sent_at, customer_id, campaign_id, channel, opened_at, clicked_at
+    ) = 1
 
 ),
 
@@ -35,6 +41,9 @@ final as (
         opened_at,
         clicked_at,
         cast(sent_at as date) as sent_on,
+
+        -- lineage
+        n_loaded_copies,
 
     from deduplicated
 

@@ -10,7 +10,10 @@ validated as (
 -- Re-loads repeat a customer: the record with the latest updated_at wins.
 deduplicated as (
 
-    select * from validated
+    select
+        *,
+        count(*) over (partition by customer_id) as n_loaded_copies,
+    from validated
     qualify row_number() over (
         partition by customer_id
         order by coalesce(updated_at, created_at) desc, raw_record
@@ -45,6 +48,9 @@ cleaned as (
         end as birth_date,
         created_at,
         coalesce(updated_at, created_at) as updated_at,
+
+        -- lineage
+        n_loaded_copies,
 
     from deduplicated
 

@@ -1,3 +1,6 @@
+{#- A table: the big sources are validated and deduplicated once, not per consumer. -#}
+{{ config(materialized='table') }}
+
 with
 
 validated as (
@@ -10,12 +13,14 @@ validated as (
 -- Order lines carry no key of their own: an exact repeat of a line is a re-delivery.
 deduplicated as (
 
-    select distinct
+    select
         order_id,
         product_id,
         quantity,
         unit_price,
+        count(*) as n_loaded_copies,
     from validated
+    group by order_id, product_id, quantity, unit_price
 
 ),
 
@@ -31,6 +36,9 @@ final as (
         quantity,
         unit_price,
         quantity * unit_price as line_total,
+
+        -- lineage
+        n_loaded_copies,
 
     from deduplicated
 

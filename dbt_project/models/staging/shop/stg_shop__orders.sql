@@ -1,3 +1,6 @@
+{#- A table: the big sources are validated and deduplicated once, not per consumer. -#}
+{{ config(materialized='table') }}
+
 with
 
 validated as (
@@ -10,8 +13,14 @@ validated as (
 -- Exact re-deliveries repeat an order: keep one per order_id, deterministically.
 deduplicated as (
 
-    select * from validated
-    qualify row_number() over (partition by order_id order by ordered_at, customer_id, status, order_total, discount_total, channel) = 1
+    select
+        *,
+        count(*) over (partition by order_id) as n_loaded_copies,
+    from validated
+    qualify row_number() over (
+        partition by order_id
+        order by ordered_at, customer_id, status, order_total, discount_total, channel
+    ) = 1
 
 ),
 
@@ -36,6 +45,9 @@ final as (
         -- timestamps
         ordered_at,
         cast(ordered_at as date) as ordered_on,
+
+        -- lineage
+        n_loaded_copies,
 
     from deduplicated
 

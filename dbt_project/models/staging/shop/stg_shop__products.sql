@@ -9,8 +9,14 @@ validated as (
 
 deduplicated as (
 
-    select * from validated
-    qualify row_number() over (partition by product_id order by raw_record) = 1
+    select
+        *,
+        count(*) over (partition by product_id) as n_loaded_copies,
+    from validated
+    qualify row_number() over (
+        partition by product_id
+        order by raw_record
+    ) = 1
 
 ),
 
@@ -21,6 +27,9 @@ final as (
         coalesce(category, 'unknown') as category,
         brand,
         list_price,
+
+        -- lineage
+        n_loaded_copies,
     from deduplicated
 
 )

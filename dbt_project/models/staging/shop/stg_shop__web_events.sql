@@ -1,3 +1,6 @@
+{#- A table: the big sources are validated and deduplicated once, not per consumer. -#}
+{{ config(materialized='table') }}
+
 with
 
 validated as (
@@ -9,8 +12,14 @@ validated as (
 
 deduplicated as (
 
-    select * from validated
-    qualify row_number() over (partition by event_id order by event_at, customer_id, session_id, event_type, product_id) = 1
+    select
+        *,
+        count(*) over (partition by event_id) as n_loaded_copies,
+    from validated
+    qualify row_number() over (
+        partition by event_id
+        order by event_at, customer_id, session_id, event_type, product_id
+    ) = 1
 
 ),
 
@@ -29,6 +38,9 @@ final as (
         -- timestamps
         event_at,
         cast(event_at as date) as event_on,
+
+        -- lineage
+        n_loaded_copies,
 
     from deduplicated
 
