@@ -49,8 +49,10 @@ def publish(settings: Settings) -> Path:
     """Copy the BI tables into a new file and atomically swap it in; return its path."""
     target = settings.published_warehouse
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A run killed mid-publish leaves its half-written copy behind; it was never swapped in.
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    staging.unlink(missing_ok=True)
     tables = bi_tables(settings)
     try:
         with connect(settings.warehouse) as con:
