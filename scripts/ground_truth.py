@@ -9,7 +9,7 @@ evaluate the very same formula:
 customer's ``created_at`` (to the second) until ``DATA_END``, where
 
 * ``season(week)`` is ``SEASONALITY_BY_MONTH`` of the month of the week's fourth day,
-* ``trend_i(week)`` is 1 before the customer's ``decline_start_at`` and
+* ``trend_i(week)`` (``weekly_profile``) is 1 before the customer's ``decline_start_at`` and
   ``exp(-(week_start - decline_start_at) / decline_tau_days)`` after it (null start: no decline),
 
 and, independently, with probability ``first_order_prob`` one order at ``created_at + D`` with
@@ -20,12 +20,16 @@ seconds, flooring never moves an order across a bound.
 
 The ground truth lives in ``<out_dir>/ground_truth/`` (the pipeline never reads it):
 ``customers.parquet`` (one row per real customer: persona, every latent parameter, the clean
-attribute values), ``campaigns.parquet``, ``weeks.parquet`` and ``meta.json``.
+attribute values, ``is_reloaded``), ``campaigns.parquet`` (the schedule), ``weeks.parquet``
+(week bounds and season), ``meta.json`` (arguments, rates) and ``malformed_csv_lines.json``
+(physical line numbers of the deliberately malformed CSV lines; empty for parquet).
+
+Campaign touches have no effect on purchases, so the oracle needs no touch data.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -80,40 +84,33 @@ def seasonality() -> np.ndarray:
     return SEASONALITY_BY_MONTH[months]
 
 
-def weekly_rates(
-    rate_per_week: np.ndarray,
-    decline_start_s: np.ndarray,
-    decline_tau_days: np.ndarray,
-    weeks: np.ndarray | None = None,
+def weekly_profile(
+    week: np.ndarray, decline_start_s: np.ndarray, decline_tau_days: np.ndarray
 ) -> np.ndarray:
-    """Return the expected orders per week of each customer in each week, before signup cuts.
+    """Return ``season(week) * trend(week)`` element-wise (rows are customer-week cells).
 
     Parameters
     ----------
-    rate_per_week : numpy.ndarray
-        Base purchase rate of each customer (orders per week at season 1).
+    week : numpy.ndarray
+        Week index of each cell.
     decline_start_s : numpy.ndarray
-        Start of the decline in seconds since ``DATA_START``; NaN for no decline.
+        The cell's customer's decline start in seconds since ``DATA_START``; NaN for none.
     decline_tau_days : numpy.ndarray
-        Decay time constant in days (ignored where there is no decline).
-    weeks : numpy.ndarray, optional
-        Week indices to evaluate; all weeks by default.
+        The cell's customer's decay time constant in days (ignored without a decline).
 
     Returns
     -------
     numpy.ndarray
-        Array of shape ``(n_customers, n_weeks)``.
+        float64 multiplier of the base rate, one per cell.
     """
-    if weeks is None:
-        weeks = np.arange(N_WEEKS)
-    starts = weeks.astype(np.int64) * SECONDS_PER_WEEK
-    season = seasonality()[weeks]
-    lag_days = (starts[None, :] - decline_start_s[:, None]) / SECONDS_PER_DAY
-    with np.errstate(invalid="ignore"):
-        decay = np.where(
-            lag_days > 0, np.exp(-np.maximum(lag_days, 0.0) / decline_tau_days[:, None]), 1.0
-        )
-    return rate_per_week[:, None] * season[None, :] * decay
+    profile = seasonality()[week]
+    declining = np.flatnonzero(~np.isnan(decline_start_s))
+    if declining.size:
+        lag_days = (
+            week[declining].astype(np.int64) * SECONDS_PER_WEEK - decline_start_s[declining]
+        ) / SECONDS_PER_DAY
+        profile[declining] *= np.exp(-np.maximum(lag_days, 0.0) / decline_tau_days[declining])
+    return profile
 
 
 def to_seconds(values: pd.Series) -> np.ndarray:
@@ -154,9 +151,7 @@ def load_ground_truth(out_dir: Path) -> pd.DataFrame:
     return pd.read_parquet(path).set_index("customer_id")
 
 
-def true_purchase_probability(
-    truth: pd.DataFrame, start: date, horizon_days: int
-) -> pd.Series:
+def true_purchase_probability(truth: pd.DataFrame, start: date, horizon_days: int) -> pd.Series:
     """Return the exact probability of a non-cancelled order in ``[start, start + horizon)``.
 
     The window is clipped to the simulated calendar (no order exists on or after
@@ -189,16 +184,18 @@ def true_purchase_probability(
 
     starts, ends = week_bounds()
     weeks = np.flatnonzero((starts < window_end) & (ends > window_start))
-    rates = weekly_rates(
-        truth["rate_per_week"].to_numpy(dtype=np.float64),
-        to_seconds(truth["decline_start_at"]),
-        truth["decline_tau_days"].to_numpy(dtype=np.float64),
-        weeks,
+    n, k = len(truth), len(weeks)
+    cell_week = np.tile(weeks, n)
+    profile = weekly_profile(
+        cell_week,
+        np.repeat(to_seconds(truth["decline_start_at"]), k),
+        np.repeat(truth["decline_tau_days"].to_numpy(dtype=np.float64, na_value=np.nan), k),
     )
-    lo = np.maximum(np.maximum(starts[weeks][None, :], window_start), created[:, None])
-    hi = np.minimum(ends[weeks], window_end)[None, :]
-    overlap = np.clip(hi - lo, 0.0, None)
-    expected = (rates * overlap).sum(axis=1) / SECONDS_PER_WEEK
+    rate = np.repeat(truth["rate_per_week"].to_numpy(dtype=np.float64), k)
+    lo = np.maximum(np.maximum(starts[cell_week], window_start), np.repeat(created, k))
+    overlap = np.clip(np.minimum(ends[cell_week], window_end) - lo, 0.0, None)
+    # Same association as the generator: (rate * profile) * active seconds / week seconds.
+    expected = (rate * profile * overlap / SECONDS_PER_WEEK).reshape(n, k).sum(axis=1)
 
     mean_delay = FIRST_ORDER_MEAN_DELAY_DAYS * SECONDS_PER_DAY
     first_lo = np.clip(window_start - created, 0.0, None)
@@ -212,21 +209,3 @@ def true_purchase_probability(
 
 def _origin() -> datetime:
     return datetime.combine(DATA_START, datetime.min.time())
-
-
-def day_after(day: date, days: int) -> date:
-    """Return ``day + days`` (a small helper for readable window arithmetic).
-
-    Parameters
-    ----------
-    day : datetime.date
-        Start day.
-    days : int
-        Days to add.
-
-    Returns
-    -------
-    datetime.date
-        The shifted day.
-    """
-    return day + timedelta(days=days)
