@@ -789,55 +789,60 @@ def _simulate_events(
     a_views = rng.poisson(ANON_BROWSE_DEPTH, n_anon)
     a_cart = (a_views > 0) & (rng.random(n_anon) < 0.05)
 
-    n_order_sessions, n_browse = len(online), len(b_customer)
-    kind = np.repeat(np.arange(3, dtype=np.int8), [n_order_sessions, n_browse, n_anon])
+    # Sessions are laid out in three blocks (order, browse, anonymous), events session by session.
+    n_order_sessions = len(online)
     s_customer = np.concatenate([orders.customer[online], b_customer, np.full(n_anon, -1)])
     s_len = np.concatenate([o_len, 1 + b_views + b_cart, 1 + a_views + a_cart])
-    s_cart = np.concatenate([np.zeros(n_order_sessions, bool), b_cart, a_cart])
     n_sessions = len(s_len)
     first_event = np.cumsum(s_len) - s_len
-
+    last_event = first_event + s_len - 1
+    n_events = int(s_len.sum())
+    order_end = int(o_len.sum())
+    browse_end = order_end + int((1 + b_views + b_cart).sum())
     session = np.repeat(np.arange(n_sessions), s_len)
-    position = np.arange(len(session)) - first_event[session]
-    last = position == s_len[session] - 1
-    e_kind = kind[session]
-    is_order = e_kind == 0
-    event_type = np.where(
-        is_order,
-        np.where(position == 0, product_view, np.where(last, checkout, add_to_cart)),
-        np.where(
-            position == 0, page_view, np.where(last & s_cart[session], add_to_cart, product_view)
-        ),
-    ).astype(np.int8)
 
-    # Products: order sessions reuse the order's items; browsing draws from preferences.
-    product = np.full(len(session), -1, dtype=np.int64)
-    order_rows = np.flatnonzero(is_order & (event_type != checkout))
-    item_row = orders.item_start[online[session[order_rows]]] + np.maximum(
-        position[order_rows] - 1, 0
-    )
-    product[order_rows] = items.product[item_row]
-    views = np.flatnonzero(event_type == product_view)
-    known = views[e_kind[views] == 1]
+    event_type = np.full(n_events, product_view, dtype=np.int8)
+    event_type[:order_end] = add_to_cart
+    event_type[first_event[:n_order_sessions]] = product_view
+    event_type[last_event[:n_order_sessions]] = checkout
+    event_type[first_event[n_order_sessions:]] = page_view
+    carts = last_event[n_order_sessions:][np.concatenate([b_cart, a_cart])]
+    event_type[carts] = add_to_cart
+
+    # Products: order sessions view the first item, then add every item; browsing draws views
+    # from the customer's preferences (anonymous visitors: uniform over groups), a cart adds
+    # the product viewed just before.
+    product = np.full(n_events, -1, dtype=np.int64)
+    o_first = np.repeat(orders.item_start[online], o_len)
+    o_position = np.arange(order_end) - np.repeat(first_event[:n_order_sessions], o_len)
+    o_item = o_first + np.clip(o_position - 1, 0, None)
+    shop = np.flatnonzero(event_type[:order_end] != checkout)
+    product[shop] = items.product[o_item[shop]]
+    known = order_end + np.flatnonzero(event_type[order_end:browse_end] == product_view)
     product[known] = _sample_products(customers, catalogue, s_customer[session[known]], rng)
-    anon = views[e_kind[views] == 2]
+    anon = browse_end + np.flatnonzero(event_type[browse_end:] == product_view)
     anon_group = rng.integers(0, 2 * len(CATEGORIES), len(anon))
     product[anon] = catalogue.sample(anon_group, rng)
-    carts = np.flatnonzero(~is_order & (event_type == add_to_cart))
     product[carts] = product[carts - 1]
 
-    gaps = rng.exponential(EVENT_GAP_SECONDS, len(session))
-    gaps[first_event] = 0.0
+    gaps = np.floor(rng.exponential(EVENT_GAP_SECONDS, n_events)).astype(np.int64)
+    gaps[first_event] = 0
     elapsed = np.cumsum(gaps)
-    offset = np.floor(elapsed - elapsed[first_event][session]).astype(np.int64)
-    span = offset[first_event[:n_order_sessions] + o_len - 1]
+    offset = elapsed - np.repeat(elapsed[first_event], s_len)
     lead = rng.integers(5, 120, n_order_sessions)
     s_start = np.concatenate(
-        [orders.ordered_s[online] - lead - span, b_start, starts[a_week] + a_offset]
+        [
+            orders.ordered_s[online] - lead - offset[last_event[:n_order_sessions]],
+            b_start,
+            starts[a_week] + a_offset,
+        ]
     )
-    # Never before the customer's signup (sessions leading to a first order), never past the end.
-    s_floor = np.where(s_customer >= 0, customers.created_s[np.maximum(s_customer, 0)], 0)
-    event_s = np.clip(s_start[session] + offset, s_floor[session], DATA_SECONDS - 1)
+    event_s = np.repeat(s_start, s_len)
+    event_s += offset
+    # Sessions leading to a first order may start before signup: clamp them to the signup.
+    signup = np.repeat(customers.created_s[orders.customer[online]], o_len)
+    np.maximum(event_s[:order_end], signup, out=event_s[:order_end])
+    np.minimum(event_s, DATA_SECONDS - 1, out=event_s)
     return _Events(s_customer[session], session, event_type, event_s, product, n_sessions)
 
 
