@@ -1,0 +1,201 @@
+{#- Control share of playbook rows that leave control_share empty. -#}
+{%- set default_control_share = var('audience_control_share', 0.1) | float -%}
+
+with
+
+playbook as (
+
+    select * from {{ ref('audience_playbook') }}
+
+),
+
+customer_scores as (
+
+    select * from {{ source('predictions', 'customer_scores') }}
+
+),
+
+rfm_scores as (
+
+    select * from {{ ref('rfm_scores') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('customers') }}
+
+),
+
+customer_features as (
+
+    select * from {{ ref('customer_features') }}
+
+),
+
+-- Each rule is a set of allowed values per column (empty: any), never SQL text: the playbook is
+-- data, so an edit can change who is selected but cannot change the query.
+rules as (
+
+    select
+        audience,
+        priority,
+        channel,
+        offer,
+        max_size,
+        coalesce(control_share, {{ default_control_share }}) as control_share,
+        list_transform(
+            string_split(nullif(trim(segment_names), ''), '|'), lambda name: trim(name)
+        ) as segment_names,
+        list_transform(
+            string_split(nullif(trim(rfm_groups), ''), '|'), lambda name: trim(name)
+        ) as rfm_groups,
+        list_transform(
+            string_split(nullif(trim(lifecycle_stages), ''), '|'), lambda name: trim(name)
+        ) as lifecycle_stages,
+        coalesce(min_decile, 1) as min_decile,
+        coalesce(max_decile, 10) as max_decile,
+    from playbook
+
+),
+
+-- Scores and RFM must describe the same point in time: a stale scoring run is refused.
+scored_customers as (
+
+    select
+        customer_scores.customer_id,
+        customer_scores.as_of,
+        customer_scores.model_id,
+        customer_scores.segment_name,
+        rfm_scores.rfm_group,
+        rfm_scores.lifecycle_stage,
+        cast(customer_scores.propensity_decile as integer) as propensity_decile,
+        cast(customer_scores.purchase_probability as double) as purchase_probability,
+        cast(customer_features.avg_order_value as double) as predicted_order_value,
+    from customer_scores
+    inner join rfm_scores
+        on customer_scores.customer_id = rfm_scores.customer_id
+    inner join customer_features
+        on customer_scores.customer_id = customer_features.customer_id
+    inner join customers
+        on customer_scores.customer_id = customers.customer_id
+    -- Consent is read from the current customer record: it may have been withdrawn after as_of.
+    -- A check in the where clause, not the select list, so the optimizer cannot prune it away.
+    where customers.is_marketing_opt_in
+        and (
+            customer_scores.as_of = rfm_scores.as_of
+            or error(
+                'predictions.customer_scores is as of ' || cast(customer_scores.as_of as varchar)
+                || ' but the features are as of ' || cast(rfm_scores.as_of as varchar)
+                || ': run `segmart score` after `segmart build`'
+            )
+        )
+
+),
+
+matched as (
+
+    select
+        scored_customers.*,
+        rules.audience,
+        rules.priority,
+        rules.channel,
+        rules.offer,
+        rules.max_size,
+        rules.control_share,
+    from scored_customers
+    inner join rules
+        on (rules.segment_names is null
+            or list_contains(rules.segment_names, scored_customers.segment_name))
+        and (rules.rfm_groups is null
+            or list_contains(rules.rfm_groups, scored_customers.rfm_group))
+        and (rules.lifecycle_stages is null
+            or list_contains(rules.lifecycle_stages, scored_customers.lifecycle_stage))
+        and scored_customers.propensity_decile between rules.min_decile and rules.max_decile
+
+),
+
+-- Expected value of contacting: the chance of a purchase in the horizon times the customer's
+-- usual order value. It ranks customers for size caps; it is not an uplift estimate.
+valued as (
+
+    select
+        *,
+        purchase_probability * predicted_order_value as expected_value,
+        row_number() over (partition by customer_id order by priority) as priority_rank,
+    from matched
+
+),
+
+ranked as (
+
+    select
+        *,
+        -- Ranked among the customers this audience gets after priorities; null for the others.
+        case
+            when priority_rank = 1 then row_number() over (
+                partition by audience, priority_rank = 1
+                order by expected_value desc, customer_id
+            )
+        end as audience_rank,
+    from valued
+
+),
+
+-- Customers cut by a size cap are not offered to a lower-priority audience in the same run, so
+-- each audience's reach depends on its own rule and cap only.
+selected as (
+
+    select
+        *,
+        case
+            when priority_rank > 1 then 'higher_priority_audience'
+            when max_size is not null and audience_rank > max_size then 'over_max_size'
+            else 'selected'
+        end as selection,
+    from ranked
+
+),
+
+-- The control group is a pure function of (customer_id, audience): the first 32 bits of an md5
+-- as a uniform number in [0, 1), so a rerun or any other tool reproduces it exactly.
+final as (
+
+    select
+        -- ids
+        customer_id,
+        audience,
+        model_id,
+
+        -- strings
+        channel,
+        offer,
+        selection,
+        segment_name,
+        rfm_group,
+        lifecycle_stage,
+
+        -- numerics
+        cast(priority as integer) as priority,
+        cast(audience_rank as integer) as audience_rank,
+        propensity_decile,
+        purchase_probability,
+        cast(predicted_order_value as decimal(18, 2)) as predicted_order_value,
+        cast(expected_value as decimal(18, 2)) as expected_value,
+        cast(control_share as double) as control_share,
+        cast(('0x' || substr(md5(customer_id || '|' || audience), 1, 8)) as ubigint)
+            / 4294967296.0 as control_draw,
+
+        -- booleans
+        selection = 'selected' as is_selected,
+        cast(('0x' || substr(md5(customer_id || '|' || audience), 1, 8)) as ubigint)
+            / 4294967296.0 < control_share as is_control,
+
+        -- dates
+        as_of,
+
+    from selected
+
+)
+
+select * from final
