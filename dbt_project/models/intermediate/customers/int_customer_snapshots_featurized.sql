@@ -209,17 +209,25 @@ featurized as (
         coalesce(visit_history.n_sessions_90d, 0) as n_sessions_90d,
         coalesce(visit_history.n_product_views_90d, 0) as n_product_views_90d,
         coalesce(visit_history.n_add_to_cart_90d, 0) as n_add_to_cart_90d,
-        least(
-            1.0, coalesce(order_history.n_orders_90d, 0) / nullif(visit_history.n_add_to_cart_90d, 0)
-        ) as cart_to_order_rate_90d,
+        -- least() skips nulls (least(1.0, null) is 1.0): cap only where the rate is defined.
+        case
+            when visit_history.n_add_to_cart_90d > 0
+                then least(
+                    1.0, coalesce(order_history.n_orders_90d, 0) / visit_history.n_add_to_cart_90d
+                )
+        end as cart_to_order_rate_90d,
         population.snapshot_on - visit_history.last_visited_on as days_since_last_visit,
 
         -- campaigns
         coalesce(touch_history.n_touches_90d, 0) as n_touches_90d,
-        least(1.0, touch_history.n_opened_90d / nullif(touch_history.n_touches_90d, 0))
-            as open_rate_90d,
-        least(1.0, touch_history.n_clicked_90d / nullif(touch_history.n_touches_90d, 0))
-            as click_rate_90d,
+        case
+            when touch_history.n_touches_90d > 0
+                then least(1.0, touch_history.n_opened_90d / touch_history.n_touches_90d)
+        end as open_rate_90d,
+        case
+            when touch_history.n_touches_90d > 0
+                then least(1.0, touch_history.n_clicked_90d / touch_history.n_touches_90d)
+        end as click_rate_90d,
 
         -- profile
         datesub('year', population.birth_date, population.snapshot_on) as age_years,
