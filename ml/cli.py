@@ -28,7 +28,7 @@ app = typer.Typer(
 models_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
-out = Console()
+stdout = Console()
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -180,7 +180,7 @@ def generate(
     table = Table("table", "rows", title=f"generated into {out}")
     for name, n_rows in summary.row_counts.items():
         table.add_row(name, f"{n_rows:,}")
-    out.print(table)
+    stdout.print(table)
 
 
 @app.command()
@@ -237,7 +237,7 @@ def train(
     options = TrainOptions(algorithm=algorithm, n_segments=segments, random_state=random_state)
     with console.status("training") as status:
         report = train_models(settings, options, progress=lambda msg: status.update(msg))
-    out.print(report.to_markdown())
+    stdout.print(report.to_markdown())
 
 
 @app.command()
@@ -258,7 +258,7 @@ def score(
     settings = _settings(raw_dir, warehouse, as_of, horizon_days)
     with console.status("scoring") as status:
         report = score_customers(settings, model, progress=lambda msg: status.update(msg))
-    out.print(report.to_markdown())
+    stdout.print(report.to_markdown())
 
 
 @app.command()
@@ -288,7 +288,7 @@ def run(
         build=build_warehouse,
         log=console.print,
     )
-    out.print(result.summary())
+    stdout.print(result.summary())
 
 
 @app.command()
@@ -304,7 +304,7 @@ def forget(
     from ml.privacy import forget_customer
 
     settings = _settings(None, warehouse, None, 90)
-    out.print(forget_customer(settings, customer_id).summary())
+    stdout.print(forget_customer(settings, customer_id).summary())
     console.print(
         "the raw files still hold this customer: their owner must delete them there "
         "(until then every build skips the id)"
@@ -330,7 +330,7 @@ def models_list() -> None:
             str(meta.as_of),
             f"{meta.metrics.get('roc_auc', float('nan')):.3f}",
         )
-    out.print(table)
+    stdout.print(table)
 
 
 @models_app.command("show")
@@ -342,7 +342,7 @@ def models_show(model_id: Annotated[str, typer.Argument(help="Model id or 'lates
     """
     from ml.registry import load_metadata
 
-    out.print_json(load_metadata(Settings().models_dir, model_id).to_json())
+    stdout.print_json(load_metadata(Settings().models_dir, model_id).to_json())
 
 
 def main() -> None:  # pragma: no cover - console-script convenience
