@@ -46,10 +46,12 @@
 
 
 {% macro _csv_header(path) %}
-    {#- Read the header line alone: sniffing fails on files whose first rows are malformed. -#}
+    {#- Read the header line alone: sniffing fails on files whose first rows are malformed, and a
+        later line that is not UTF-8 must not fail the header (the landing read rejects it). -#}
     {% set first = run_query(
         "select column0 from read_csv('" ~ path ~ "', header=false, auto_detect=false,"
-        ~ " columns={'column0': 'VARCHAR'}, delim=chr(30), quote='', escape='') limit 1"
+        ~ " columns={'column0': 'VARCHAR'}, delim=chr(30), quote='', escape='',"
+        ~ " ignore_errors=true) limit 1"
     ) %}
     {% if first.rows | length == 0 or first.rows[0][0] is none %}{{ return([]) }}{% endif %}
     {% set names = [] %}
@@ -115,10 +117,12 @@
     ) if 'customer_id' in present else "" %}
     {% if is_csv %}
         {% do run_query("create table " ~ target ~ " as select " ~ select_list | join(', ') ~ " from " ~ reader ~ not_forgotten) %}
+        {#- DuckDB reports a short line once per missing column: keep one error per line. -#}
         {% do run_query(
             "insert into raw.csv_rejects select '" ~ table_name ~ "', line,"
             ~ " len(string_split(rtrim(csv_line, chr(10)), chr(10))), error_type, csv_line, error_message"
-            ~ " from rejects_" ~ table_name) %}
+            ~ " from rejects_" ~ table_name
+            ~ " qualify row_number() over (partition by scan_id, file_id, line order by column_idx) = 1") %}
     {% else %}
         {% do run_query("create view " ~ target ~ " as select " ~ select_list | join(', ') ~ " from " ~ reader ~ not_forgotten) %}
     {% endif %}
