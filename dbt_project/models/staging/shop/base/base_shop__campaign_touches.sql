@@ -49,6 +49,7 @@ flagged as (
             when renamed.customer_id is null then 'missing_customer_id'
             when renamed.sent_at is null then 'invalid_sent_at'
             when renamed.sent_at > {{ loaded_at() }} then 'sent_in_future'
+            when renamed.sent_at < {{ date_var('min_valid_date') }} then 'sent_before_min_date'
             when renamed.channel is null then 'invalid_channel'
             when customers.customer_id is null then 'orphan_customer_id'
         end as rejection_reason,

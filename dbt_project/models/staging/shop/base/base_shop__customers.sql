@@ -48,6 +48,7 @@ flagged as (
             when customer_id is null then 'missing_customer_id'
             when created_at is null then 'invalid_created_at'
             when created_at > {{ loaded_at() }} then 'created_in_future'
+            when created_at < {{ date_var('min_valid_date') }} then 'created_before_min_date'
         end as rejection_reason,
 
     from renamed

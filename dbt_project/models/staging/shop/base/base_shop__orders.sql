@@ -52,6 +52,8 @@ flagged as (
             when renamed.customer_id is null then 'missing_customer_id'
             when renamed.ordered_at is null then 'invalid_ordered_at'
             when renamed.ordered_at > {{ loaded_at() }} then 'ordered_in_future'
+            when renamed.ordered_at < {{ date_var('min_valid_date') }}
+                then 'ordered_before_min_date'
             when renamed.status is null then 'invalid_status'
             when renamed.order_total is null then 'invalid_order_total'
             when renamed.order_total < 0 then 'negative_order_total'

@@ -45,6 +45,7 @@ flagged as (
             when renamed.event_type is null then 'invalid_event_type'
             when renamed.event_at is null then 'invalid_event_at'
             when renamed.event_at > {{ loaded_at() }} then 'event_in_future'
+            when renamed.event_at < {{ date_var('min_valid_date') }} then 'event_before_min_date'
             -- Anonymous events are valid; a named customer must exist.
             when renamed.customer_id is not null and customers.customer_id is null
                 then 'orphan_customer_id'
