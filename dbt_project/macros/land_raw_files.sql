@@ -126,6 +126,12 @@
     {% else %}
         {% do run_query("create view " ~ target ~ " as select " ~ select_list | join(', ') ~ " from " ~ reader ~ not_forgotten) %}
     {% endif %}
+    {#- A header-only export would otherwise surface as an obscure failing test far downstream. -#}
+    {% if spec.required and run_query("select count(*) from " ~ target).rows[0][0] == 0 %}
+        {% do exceptions.raise_compiler_error(
+            "required raw table " ~ table_name ~ " has no readable rows in " ~ path
+            ~ " (header only, or every line malformed): export it again") %}
+    {% endif %}
     {% do run_query(
         "insert into raw.files values ('" ~ table_name ~ "', '" ~ path ~ "', '"
         ~ ('csv' if is_csv else 'parquet') ~ "', current_timestamp::timestamp, ["
