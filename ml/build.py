@@ -65,6 +65,21 @@ def _first_error_line(text: object) -> str:
     return (useful or lines or ["unknown dbt error"])[0]
 
 
+def _release_duckdb() -> None:
+    """Close the DuckDB connection dbt-duckdb keeps for the life of the process.
+
+    Left open, it holds the warehouse with dbt's configuration: the next step of `segmart run`
+    cannot open it read-only ("different configuration than existing connections"), and the
+    newest tables stay in the WAL.
+    """
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    environment = DuckDBConnectionManager._ENV
+    DuckDBConnectionManager.close_all_connections()
+    if environment is not None:
+        environment.close()
+
+
 def run_dbt(
     settings: Settings,
     command: str = "build",
@@ -104,8 +119,11 @@ def run_dbt(
             on_node(node.node_name, node.node_status)
 
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with _environment(settings.dbt_env()):
-        outcome = dbtRunner(callbacks=[callback]).invoke(args)
+    try:
+        with _environment(settings.dbt_env()):
+            outcome = dbtRunner(callbacks=[callback]).invoke(args)
+    finally:
+        _release_duckdb()
     if outcome.exception is not None:
         raise SegmartError(f"dbt {command} failed: {_first_error_line(outcome.exception)}")
     statuses = [str(r.status) for r in getattr(outcome.result, "results", None) or []]
