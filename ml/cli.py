@@ -61,6 +61,10 @@ HorizonOption = Annotated[
     int,
     typer.Option("--horizon-days", min=1, max=3650, help="Label window length in days."),
 ]
+AlgorithmOption = Annotated[
+    Literal["hist_gradient_boosting", "random_forest", "decision_tree", "logistic_regression"],
+    typer.Option(help="Propensity classifier."),
+]
 
 
 def _settings(
@@ -217,10 +221,7 @@ def train(
     warehouse: WarehouseOption = None,
     as_of: AsOfOption = None,
     horizon_days: HorizonOption = 90,
-    algorithm: Annotated[
-        Literal["hist_gradient_boosting", "random_forest", "decision_tree", "logistic_regression"],
-        typer.Option(help="Propensity classifier."),
-    ] = "hist_gradient_boosting",
+    algorithm: AlgorithmOption = "hist_gradient_boosting",
     segments: Annotated[
         int | None, typer.Option(min=2, max=20, help="Number of segments (default: automatic).")
     ] = None,
@@ -268,9 +269,7 @@ def run(
     warehouse: WarehouseOption = None,
     as_of: AsOfOption = None,
     horizon_days: HorizonOption = 90,
-    algorithm: Annotated[str, typer.Option(help="Propensity classifier.")] = (
-        "hist_gradient_boosting"
-    ),
+    algorithm: AlgorithmOption = "hist_gradient_boosting",
     random_state: Annotated[int, typer.Option(help="Seed for every random step.")] = 42,
 ) -> None:
     """Run the whole pipeline: build, train, score, marketing marts, publish, report.
