@@ -25,7 +25,9 @@ snapshot_dates as (
 fitted_on_this_population as (
 
     select training_examples.* from training_examples
-    where training_examples.feature_stats_fitted_as_of = (select max(as_of_on) from snapshot_dates)
+    where
+        training_examples.feature_stats_fitted_as_of
+        = (select max(snapshot_dates.as_of_on) from snapshot_dates)
         and exists (
             select 1 from feature_stats
             where feature_stats.fitted_as_of = training_examples.feature_stats_fitted_as_of

@@ -3,12 +3,14 @@
 
 {%- set columns = [] -%}
 {%- for feature in feature_catalog() -%}
-    {%- do columns.append(feature.name) -%}
-    {%- do columns.append(feature.name ~ '__scaled') -%}
-    {%- if feature.imputable -%}{%- do columns.append(feature.name ~ '_was_missing') -%}{%- endif -%}
+{%- do columns.append(feature.name) -%}
+{%- do columns.append(feature.name ~ '__scaled') -%}
+{%- if feature.imputable -%}{%- do columns.append(feature.name ~ '_was_missing') -%}{%- endif -%}
 {%- endfor -%}
 {%- for categorical, levels in categorical_levels().items() -%}
-    {%- for level in levels + ['other'] -%}{%- do columns.append(categorical ~ '__' ~ level) -%}{%- endfor -%}
+{%- for level in levels + ['other'] -%}
+{%- do columns.append(categorical ~ '__' ~ level) -%}
+{%- endfor -%}
 {%- endfor -%}
 {%- do columns.append('is_marketing_opt_in') -%}
 

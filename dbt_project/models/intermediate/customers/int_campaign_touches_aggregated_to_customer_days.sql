@@ -18,18 +18,33 @@ delivered as (
 -- a snapshot but opened after it must not reveal the open.
 activity as (
 
-    select customer_id, sent_on as activity_on, 1 as n_touches, 0 as n_opened, 0 as n_clicked
+    select
+        customer_id,
+        sent_on as activity_on,
+        1 as n_touches,
+        0 as n_opened,
+        0 as n_clicked,
     from delivered
 
     union all
 
-    select customer_id, cast(opened_at as date), 0, 1, 0
+    select
+        customer_id,
+        cast(opened_at as date) as activity_on,
+        0 as n_touches,
+        1 as n_opened,
+        0 as n_clicked,
     from delivered
     where opened_at is not null
 
     union all
 
-    select customer_id, cast(clicked_at as date), 0, 0, 1
+    select
+        customer_id,
+        cast(clicked_at as date) as activity_on,
+        0 as n_touches,
+        0 as n_opened,
+        1 as n_clicked,
     from delivered
     where clicked_at is not null
 

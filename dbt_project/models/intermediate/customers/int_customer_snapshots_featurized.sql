@@ -67,32 +67,32 @@ order_history as (
         order_days.customer_id,
         snapshot_dates.snapshot_on,
         sum(order_days.n_orders) as n_orders,
-        sum(order_days.n_orders)
-            filter (where order_days.activity_on >= snapshot_dates.snapshot_on - 30)
-            as n_orders_30d,
-        sum(order_days.n_orders)
-            filter (where order_days.activity_on >= snapshot_dates.snapshot_on - 90)
-            as n_orders_90d,
-        sum(order_days.n_orders)
-            filter (where order_days.activity_on >= snapshot_dates.snapshot_on - 365)
-            as n_orders_365d,
+        sum(order_days.n_orders) filter (
+            where order_days.activity_on >= snapshot_dates.snapshot_on - 30
+        ) as n_orders_30d,
+        sum(order_days.n_orders) filter (
+            where order_days.activity_on >= snapshot_dates.snapshot_on - 90
+        ) as n_orders_90d,
+        sum(order_days.n_orders) filter (
+            where order_days.activity_on >= snapshot_dates.snapshot_on - 365
+        ) as n_orders_365d,
         sum(order_days.order_value) as revenue,
-        sum(order_days.order_value)
-            filter (where order_days.activity_on >= snapshot_dates.snapshot_on - 90)
-            as revenue_90d,
+        sum(order_days.order_value) filter (
+            where order_days.activity_on >= snapshot_dates.snapshot_on - 90
+        ) as revenue_90d,
         sum(order_days.discount_value) as discount_value,
         sum(order_days.n_units) as n_units,
         sum(order_days.n_orders_with_items) as n_orders_with_items,
         -- A status is only trusted once the order is older than the return window.
-        sum(order_days.n_orders)
-            filter (where order_days.activity_on < snapshot_dates.snapshot_on - 30)
-            as n_settled_orders,
-        sum(order_days.n_cancelled)
-            filter (where order_days.activity_on < snapshot_dates.snapshot_on - 30)
-            as n_settled_cancelled,
-        sum(order_days.n_returned)
-            filter (where order_days.activity_on < snapshot_dates.snapshot_on - 30)
-            as n_settled_returned,
+        sum(order_days.n_orders) filter (
+            where order_days.activity_on < snapshot_dates.snapshot_on - 30
+        ) as n_settled_orders,
+        sum(order_days.n_cancelled) filter (
+            where order_days.activity_on < snapshot_dates.snapshot_on - 30
+        ) as n_settled_cancelled,
+        sum(order_days.n_returned) filter (
+            where order_days.activity_on < snapshot_dates.snapshot_on - 30
+        ) as n_settled_returned,
         min(order_days.activity_on) as first_ordered_on,
         max(order_days.activity_on) as last_ordered_on,
     from order_days
@@ -133,15 +133,15 @@ visit_history as (
     select
         visit_days.customer_id,
         snapshot_dates.snapshot_on,
-        sum(visit_days.n_sessions)
-            filter (where visit_days.activity_on >= snapshot_dates.snapshot_on - 90)
-            as n_sessions_90d,
-        sum(visit_days.n_product_views)
-            filter (where visit_days.activity_on >= snapshot_dates.snapshot_on - 90)
-            as n_product_views_90d,
-        sum(visit_days.n_add_to_cart)
-            filter (where visit_days.activity_on >= snapshot_dates.snapshot_on - 90)
-            as n_add_to_cart_90d,
+        sum(visit_days.n_sessions) filter (
+            where visit_days.activity_on >= snapshot_dates.snapshot_on - 90
+        ) as n_sessions_90d,
+        sum(visit_days.n_product_views) filter (
+            where visit_days.activity_on >= snapshot_dates.snapshot_on - 90
+        ) as n_product_views_90d,
+        sum(visit_days.n_add_to_cart) filter (
+            where visit_days.activity_on >= snapshot_dates.snapshot_on - 90
+        ) as n_add_to_cart_90d,
         max(visit_days.activity_on) as last_visited_on,
     from visit_days
     inner join snapshot_dates
@@ -188,7 +188,7 @@ featurized as (
         case
             when order_history.n_orders >= 2
                 then (order_history.last_ordered_on - order_history.first_ordered_on)
-                / (order_history.n_orders - 1)
+                    / (order_history.n_orders - 1)
         end as avg_days_between_orders,
 
         -- basket and catalogue
@@ -213,8 +213,9 @@ featurized as (
         case
             when visit_history.n_add_to_cart_90d > 0
                 then least(
-                    1.0, coalesce(order_history.n_orders_90d, 0) / visit_history.n_add_to_cart_90d
-                )
+                        1.0,
+                        coalesce(order_history.n_orders_90d, 0) / visit_history.n_add_to_cart_90d
+                    )
         end as cart_to_order_rate_90d,
         population.snapshot_on - visit_history.last_visited_on as days_since_last_visit,
 

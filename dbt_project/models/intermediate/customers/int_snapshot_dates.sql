@@ -23,14 +23,14 @@ latest_activity as (
         select max(ordered_on) as activity_on from orders
         union all
         select max(event_on) as activity_on from web_events
-    )
+    ) as latest_per_source
 
 ),
 
 as_of as (
 
     select
-        {% if as_of is not none %}{{ as_of }}{% else %}latest_activity_on + 1{% endif %} as as_of_on,
+        {{ as_of if as_of is not none else 'latest_activity_on + 1' }} as as_of_on,
     from latest_activity
 
 ),
@@ -47,7 +47,8 @@ snapshots as (
     union all
 
     select
-        as_of_on - cast({{ horizon_days }} + {{ step_days }} * step.range as integer) as snapshot_on,
+        as_of.as_of_on - cast({{ horizon_days }} + {{ step_days }} * step.range as integer)
+            as snapshot_on,
         true as is_training,
     from as_of
     cross join range({{ int_var('n_snapshots') }}) as step
@@ -60,7 +61,7 @@ final as (
         snapshot_on,
         is_training,
         cast(snapshot_on + {{ horizon_days }} as date) as label_ends_on,
-        (select as_of_on from as_of) as as_of_on,
+        (select as_of.as_of_on from as_of) as as_of_on,
     from snapshots
 
 )

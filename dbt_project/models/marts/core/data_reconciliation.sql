@@ -23,14 +23,14 @@ counts as (
         '{{ source_table }}' as source_table,
         (select count(*) from {{ source('shop', source_table) }})
         + (
-            select coalesce(sum(n_lines), 0) from csv_rejects
-            where table_name = '{{ source_table }}'
+            select coalesce(sum(csv_rejects.n_lines), 0) from csv_rejects
+            where csv_rejects.table_name = '{{ source_table }}'
         ) as n_raw_rows,
         count(*) as n_accepted,
         coalesce(sum(n_loaded_copies - 1), 0) as n_duplicates,
         (
-            select coalesce(sum(n_raw_lines), 0) from quarantined_rows
-            where source_table = '{{ source_table }}'
+            select coalesce(sum(quarantined_rows.n_raw_lines), 0) from quarantined_rows
+            where quarantined_rows.source_table = '{{ source_table }}'
         ) as n_quarantined,
     from {{ ref('stg_shop__' ~ source_table) }}
     {% if not loop.last %}union all{% endif %}

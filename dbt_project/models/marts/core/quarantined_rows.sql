@@ -1,4 +1,6 @@
-{%- set validated_sources = ['customers', 'orders', 'order_items', 'products', 'web_events', 'campaign_touches'] -%}
+{%- set validated_sources = [
+    'customers', 'orders', 'order_items', 'products', 'web_events', 'campaign_touches',
+] -%}
 
 with
 
@@ -45,7 +47,11 @@ final as (
         rule,
         raw_record,
         n_raw_lines,
-    from (select * from rejected_rows union all select * from malformed_lines)
+    from (
+        select * from rejected_rows
+        union all
+        select * from malformed_lines
+    ) as quarantined
 
 )
 

@@ -44,9 +44,12 @@ checked_stats as (
     select
         *,
         case
-            when n_stats = 0 then error('feature_stats holds no parameters fitted as of '
-                || cast({{ selected_stats_as_of('snapshot_dates') }} as varchar)
-                || ': build with that as_of first (segmart build --as-of ...)')
+            when n_stats = 0
+                then error(
+                        'feature_stats holds no parameters fitted as of '
+                        || cast({{ selected_stats_as_of('snapshot_dates') }} as varchar)
+                        || ': build with that as_of first (segmart build --as-of ...)'
+                    )
         end as stats_check,
     from stats
 

@@ -13,10 +13,11 @@ deduplicated as (
         *,
         count(*) over (partition by touch_id) as n_loaded_copies,
     from validated
-    qualify row_number() over (
-        partition by touch_id
-        order by sent_at, customer_id, campaign_id, channel, opened_at, clicked_at
-    ) = 1
+    qualify
+        row_number() over (
+            partition by touch_id
+            order by sent_at, customer_id, campaign_id, channel, opened_at, clicked_at
+        ) = 1
 
 ),
 

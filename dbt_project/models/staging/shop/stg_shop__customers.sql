@@ -14,10 +14,11 @@ deduplicated as (
         *,
         count(*) over (partition by customer_id) as n_loaded_copies,
     from validated
-    qualify row_number() over (
-        partition by customer_id
-        order by coalesce(updated_at, created_at) desc, raw_record
-    ) = 1
+    qualify
+        row_number() over (
+            partition by customer_id
+            order by coalesce(updated_at, created_at) desc, raw_record
+        ) = 1
 
 ),
 

@@ -17,10 +17,11 @@ deduplicated as (
         *,
         count(*) over (partition by order_id) as n_loaded_copies,
     from validated
-    qualify row_number() over (
-        partition by order_id
-        order by ordered_at, customer_id, status, order_total, discount_total, channel
-    ) = 1
+    qualify
+        row_number() over (
+            partition by order_id
+            order by ordered_at, customer_id, status, order_total, discount_total, channel
+        ) = 1
 
 ),
 

@@ -13,10 +13,11 @@ deduplicated as (
         *,
         count(*) over (partition by product_id) as n_loaded_copies,
     from validated
-    qualify row_number() over (
-        partition by product_id
-        order by raw_record
-    ) = 1
+    qualify
+        row_number() over (
+            partition by product_id
+            order by raw_record
+        ) = 1
 
 ),
 

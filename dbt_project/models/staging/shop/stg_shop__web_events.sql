@@ -16,10 +16,11 @@ deduplicated as (
         *,
         count(*) over (partition by event_id) as n_loaded_copies,
     from validated
-    qualify row_number() over (
-        partition by event_id
-        order by event_at, customer_id, session_id, event_type, product_id
-    ) = 1
+    qualify
+        row_number() over (
+            partition by event_id
+            order by event_at, customer_id, session_id, event_type, product_id
+        ) = 1
 
 ),
 

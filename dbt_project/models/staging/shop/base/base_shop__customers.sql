@@ -36,7 +36,9 @@ renamed as (
     from source
     {{ join_vocabulary('gender_vocabulary', 'gender', 'source.gender') }}
     {{ join_vocabulary('region_vocabulary', 'region', 'source.region') }}
-    {{ join_vocabulary('channel_vocabulary', 'acquisition_channel', 'source.acquisition_channel') }}
+    {{ join_vocabulary(
+        'channel_vocabulary', 'acquisition_channel', 'source.acquisition_channel'
+    ) }}
 
 ),
 

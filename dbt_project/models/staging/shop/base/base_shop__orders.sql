@@ -27,8 +27,10 @@ renamed as (
         -- numerics
         try_cast(source.order_total as decimal(18, 2)) as order_total,
         coalesce(try_cast(source.discount_total as decimal(18, 2)), 0) as discount_total,
-        {{ clean_text('source.discount_total') }} is not null
-            and try_cast(source.discount_total as decimal(18, 2)) is null as is_discount_unparsable,
+        (
+            {{ clean_text('source.discount_total') }} is not null
+            and try_cast(source.discount_total as decimal(18, 2)) is null
+        ) as is_discount_unparsable,
 
         -- timestamps
         try_cast(source.ordered_at as timestamp) as ordered_at,

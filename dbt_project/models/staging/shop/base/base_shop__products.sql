@@ -18,8 +18,10 @@ renamed as (
 
         -- numerics
         try_cast(source.list_price as decimal(18, 2)) as list_price,
-        {{ clean_text('source.list_price') }} is not null
-            and try_cast(source.list_price as decimal(18, 2)) is null as is_list_price_unparsable,
+        (
+            {{ clean_text('source.list_price') }} is not null
+            and try_cast(source.list_price as decimal(18, 2)) is null
+        ) as is_list_price_unparsable,
 
         to_json(source) as raw_record,
 
