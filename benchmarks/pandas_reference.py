@@ -82,6 +82,7 @@ CATEGORICAL_LEVELS: dict[str, tuple[str, ...]] = {
 # dbt_project.yml vars the features depend on.
 MAX_MONEY = 100_000
 MAX_QUANTITY = 1_000
+MIN_VALID_DATE = pd.Timestamp("1990-01-01")  # older timestamps are sentinels, not activity
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ def clean_shop(raw_dir: Path, loaded_at: datetime | None = None) -> Shop:
         customers.customer_id.notna()
         & customers.created_at.notna()
         & (customers.created_at <= loaded_at)
+        & (customers.created_at >= MIN_VALID_DATE)
     ].copy()
     customers["updated_at"] = customers.updated_at.fillna(customers.created_at)
     # Re-loads repeat a customer: the latest updated_at wins.
@@ -192,6 +194,7 @@ def clean_shop(raw_dir: Path, loaded_at: datetime | None = None) -> Shop:
         orders.order_id.notna()
         & orders.ordered_at.notna()
         & (orders.ordered_at <= loaded_at)
+        & (orders.ordered_at >= MIN_VALID_DATE)
         & orders.status.notna()
         & (orders.order_total >= 0)
         & (orders.order_total <= MAX_MONEY)
@@ -241,6 +244,7 @@ def clean_shop(raw_dir: Path, loaded_at: datetime | None = None) -> Shop:
         & events.event_type.notna()
         & events.event_at.notna()
         & (events.event_at <= loaded_at)
+        & (events.event_at >= MIN_VALID_DATE)
         & (events.customer_id.isna() | events.customer_id.isin(customers.customer_id))
     ]
     events = events.sort_values(["event_id", "event_at"]).drop_duplicates("event_id")
@@ -264,6 +268,7 @@ def clean_shop(raw_dir: Path, loaded_at: datetime | None = None) -> Shop:
         touches.touch_id.notna()
         & touches.sent_at.notna()
         & (touches.sent_at <= loaded_at)
+        & (touches.sent_at >= MIN_VALID_DATE)
         & touches.channel.notna()
         & touches.customer_id.isin(customers.customer_id)
     ]

@@ -10,7 +10,7 @@
 -- as_of from validated events without deduplication (a duplicate never moves a maximum).
 --
 -- Parameters, substituted by benchmarks.run: raw_dir, vocabulary_csv, as_of (a date literal or
--- null), horizon_days, n_snapshots, snapshot_step_days, max_money, max_quantity.
+-- null), horizon_days, n_snapshots, snapshot_step_days, max_money, max_quantity, min_valid_date.
 
 create or replace table snapshot_features as
 
@@ -61,6 +61,7 @@ customers_valid as (
         and channel_vocabulary.spelling = lower(nullif(trim(customers.acquisition_channel), ''))
     where customers.customer_id is not null
         and customers.created_at <= (select loaded_at from loaded)
+        and customers.created_at >= ${min_valid_date}
 
 ),
 
@@ -101,6 +102,7 @@ orders as (
         and status_vocabulary.spelling = lower(nullif(trim(orders.status), ''))
     where orders.order_id is not null
         and orders.ordered_at <= (select loaded_at from loaded)
+        and orders.ordered_at >= ${min_valid_date}
         and orders.ordered_at >= customers.created_at
         and try_cast(orders.order_total as decimal(18, 2)) between 0 and ${max_money}
         and coalesce(try_cast(orders.discount_total as decimal(18, 2)), 0) >= 0
@@ -156,6 +158,7 @@ web_events as (
         and event_type_vocabulary.spelling = lower(nullif(trim(web_events.event_type), ''))
     where web_events.event_id is not null
         and web_events.event_at <= (select loaded_at from loaded)
+        and web_events.event_at >= ${min_valid_date}
         and (
             web_events.customer_id is null
             or web_events.customer_id in (select customer_id from customers)
@@ -193,6 +196,7 @@ campaign_touches as (
         and channel_vocabulary.spelling = lower(nullif(trim(touches.channel), ''))
     where touches.touch_id is not null
         and touches.sent_at <= (select loaded_at from loaded)
+        and touches.sent_at >= ${min_valid_date}
         and touches.customer_id in (select customer_id from customers)
     qualify row_number() over (
         partition by touches.touch_id
