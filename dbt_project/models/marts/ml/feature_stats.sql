@@ -61,7 +61,7 @@ impute_values as (
 
 ),
 
--- sqlfluff cannot place a Jinja loop that is a whole select list (it wants the tags dedented).
+-- LT02 wants the tags of a Jinja loop that forms a whole select list dedented: off for these.
 -- noqa: disable=LT02
 transformed as (
 
