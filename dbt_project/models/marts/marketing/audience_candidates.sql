@@ -105,12 +105,18 @@ matched as (
         rules.control_share,
     from scored_customers
     inner join rules
-        on (rules.segment_names is null
-            or list_contains(rules.segment_names, scored_customers.segment_name))
-        and (rules.rfm_groups is null
-            or list_contains(rules.rfm_groups, scored_customers.rfm_group))
-        and (rules.lifecycle_stages is null
-            or list_contains(rules.lifecycle_stages, scored_customers.lifecycle_stage))
+        on (
+            rules.segment_names is null
+            or list_contains(rules.segment_names, scored_customers.segment_name)
+        )
+        and (
+            rules.rfm_groups is null
+            or list_contains(rules.rfm_groups, scored_customers.rfm_group)
+        )
+        and (
+            rules.lifecycle_stages is null
+            or list_contains(rules.lifecycle_stages, scored_customers.lifecycle_stage)
+        )
         and scored_customers.propensity_decile between rules.min_decile and rules.max_decile
 
 ),
@@ -131,13 +137,10 @@ ranked as (
 
     select
         *,
-        -- Ranked among the customers this audience gets after priorities; null for the others.
-        case
-            when priority_rank = 1 then row_number() over (
-                partition by audience, priority_rank = 1
-                order by expected_value desc, customer_id
-            )
-        end as audience_rank,
+        row_number() over (
+            partition by audience, priority_rank = 1
+            order by expected_value desc, customer_id asc
+        ) as rank_within_assignment,
     from valued
 
 ),
@@ -148,9 +151,11 @@ selected as (
 
     select
         *,
+        -- Ranked among the customers the audience gets after priorities; null for the others.
+        case when priority_rank = 1 then rank_within_assignment end as audience_rank,
         case
             when priority_rank > 1 then 'higher_priority_audience'
-            when max_size is not null and audience_rank > max_size then 'over_max_size'
+            when max_size is not null and rank_within_assignment > max_size then 'over_max_size'
             else 'selected'
         end as selection,
     from ranked
@@ -159,6 +164,16 @@ selected as (
 
 -- The control group is a pure function of (customer_id, audience): the first 32 bits of an md5
 -- as a uniform number in [0, 1), so a rerun or any other tool reproduces it exactly.
+drawn as (
+
+    select
+        *,
+        cast(('0x' || substr(md5(customer_id || '|' || audience), 1, 8)) as ubigint)
+        / 4294967296.0 as control_draw,
+    from selected
+
+),
+
 final as (
 
     select
@@ -183,18 +198,16 @@ final as (
         cast(predicted_order_value as decimal(18, 2)) as predicted_order_value,
         cast(expected_value as decimal(18, 2)) as expected_value,
         cast(control_share as double) as control_share,
-        cast(('0x' || substr(md5(customer_id || '|' || audience), 1, 8)) as ubigint)
-            / 4294967296.0 as control_draw,
+        control_draw,
 
         -- booleans
         selection = 'selected' as is_selected,
-        cast(('0x' || substr(md5(customer_id || '|' || audience), 1, 8)) as ubigint)
-            / 4294967296.0 < control_share as is_control,
+        control_draw < control_share as is_control,
 
         -- dates
         as_of,
 
-    from selected
+    from drawn
 
 )
 

@@ -81,15 +81,19 @@ final as (
         -- numerics
         cast(playbook.priority as integer) as priority,
         cast(playbook.max_size as integer) as max_size,
-        cast(coalesce(playbook.control_share, {{ var('audience_control_share', 0.1) | float }})
-            as double) as control_share,
+        cast(
+            coalesce(playbook.control_share, {{ var('audience_control_share', 0.1) | float }})
+            as double
+        ) as control_share,
         cast(coalesce(aggregated_to_audiences.n_matching, 0) as integer) as n_matching,
         cast(coalesce(aggregated_to_audiences.n_assigned, 0) as integer) as n_assigned,
         cast(coalesce(aggregated_to_audiences.n_customers, 0) as integer) as n_customers,
         cast(coalesce(aggregated_to_audiences.n_treatment, 0) as integer) as n_treatment,
         cast(coalesce(aggregated_to_audiences.n_control, 0) as integer) as n_control,
-        cast(aggregated_to_audiences.n_control / nullif(aggregated_to_audiences.n_customers, 0)
-            as double) as observed_control_share,
+        cast(
+            aggregated_to_audiences.n_control / nullif(aggregated_to_audiences.n_customers, 0)
+            as double
+        ) as observed_control_share,
         cast(coalesce(aggregated_to_audiences.expected_value_treatment, 0) as decimal(18, 2))
             as expected_value_treatment,
         cast(aggregated_to_audiences.mean_purchase_probability as double)

@@ -40,10 +40,11 @@ customer_touches as (
     from campaign_touches
     cross join as_of
     where campaign_touches.sent_at < cast(as_of.as_of_on as timestamp)
-    qualify row_number() over (
-        partition by campaign_touches.campaign_id, campaign_touches.customer_id
-        order by campaign_touches.sent_at, campaign_touches.touch_id
-    ) = 1
+    qualify
+        row_number() over (
+            partition by campaign_touches.campaign_id, campaign_touches.customer_id
+            order by campaign_touches.sent_at asc, campaign_touches.touch_id asc
+        ) = 1
 
 ),
 
@@ -60,7 +61,7 @@ conversions as (
     left join orders
         on customer_touches.customer_id = orders.customer_id
         and orders.is_counted_purchase
-        and orders.ordered_at >= customer_touches.sent_at
+        and customer_touches.sent_at <= orders.ordered_at
         and orders.ordered_at < customer_touches.sent_at + to_days({{ window_days }})
         and orders.ordered_at < cast(as_of.as_of_on as timestamp)
     group by customer_touches.campaign_id, customer_touches.customer_id

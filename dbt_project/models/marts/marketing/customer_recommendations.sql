@@ -54,8 +54,9 @@ order_categories as (
         on order_items.order_id = orders.order_id
     inner join products
         on order_items.product_id = products.product_id
+    cross join as_of
     where orders.is_counted_purchase
-        and orders.ordered_on < (select as_of_on from as_of)
+        and orders.ordered_on < as_of.as_of_on
         and products.category <> 'unknown'
 
 ),
@@ -138,13 +139,23 @@ co_purchase as (
         customer_categories.customer_id,
         category_lift.consequent_category as category,
         max(category_lift.lift) as score,
-        'co_purchase' as source,
+        'co_purchase' as source,  -- noqa: RF04
         1 as source_order,
     from customer_categories
     inner join category_lift
         on customer_categories.category = category_lift.antecedent_category
     where category_lift.lift > 1
     group by customer_categories.customer_id, category_lift.consequent_category
+
+),
+
+segment_sizes as (
+
+    select
+        segment_id,
+        count(*) as n_customers,
+    from customer_scores
+    group by segment_id
 
 ),
 
@@ -159,13 +170,7 @@ segment_category_share as (
     from customer_categories
     inner join customer_scores
         on customer_categories.customer_id = customer_scores.customer_id
-    inner join (
-        select
-            segment_id,
-            count(*) as n_customers,
-        from customer_scores
-        group by segment_id
-    ) as segment_sizes
+    inner join segment_sizes
         on customer_scores.segment_id = segment_sizes.segment_id
     cross join as_of
     where customer_categories.last_bought_on >= as_of.as_of_on - 365
@@ -179,7 +184,7 @@ segment_popular as (
         customer_scores.customer_id,
         segment_category_share.category,
         segment_category_share.share_of_segment as score,
-        'segment_popular' as source,
+        'segment_popular' as source,  -- noqa: RF04
         2 as source_order,
     from customer_scores
     inner join segment_category_share
@@ -222,8 +227,8 @@ ranked as (
         *,
         row_number() over (
             partition by customer_id
-            order by source_order, score desc, category
-        ) as rank,
+            order by source_order asc, score desc, category asc
+        ) as rank,  -- noqa: RF04
     from deduplicated
 
 ),
@@ -232,21 +237,22 @@ final as (
 
     select
         -- ids
-        customer_id,
+        ranked.customer_id,
 
         -- strings
-        category,
-        source,
+        ranked.category,
+        ranked.source,
 
         -- numerics
-        cast(rank as integer) as rank,
-        cast(score as double) as score,
+        cast(ranked.rank as integer) as rank,  -- noqa: RF04
+        cast(ranked.score as double) as score,
 
         -- dates
-        (select as_of_on from as_of) as as_of,
+        as_of.as_of_on as as_of,
 
     from ranked
-    where rank <= 3
+    cross join as_of
+    where ranked.rank <= 3
 
 )
 

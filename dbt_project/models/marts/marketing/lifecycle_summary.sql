@@ -45,7 +45,7 @@ final as (
             when 'lapsed' then 6
         end as integer) as display_order,
         cast(n_customers as integer) as n_customers,
-        cast(n_customers / sum(n_customers) over () as double) as share,
+        cast(n_customers / sum(n_customers) over () as double) as customer_share,
         cast(mean_days_since_last_order as double) as mean_days_since_last_order,
         cast(mean_n_orders as double) as mean_n_orders,
         cast(revenue as decimal(18, 2)) as revenue,

@@ -55,7 +55,7 @@ final as (
             else 12
         end as integer) as display_order,
         cast(n_customers as integer) as n_customers,
-        cast(n_customers / sum(n_customers) over () as double) as share,
+        cast(n_customers / sum(n_customers) over () as double) as customer_share,
         cast(mean_recency_score as double) as mean_recency_score,
         cast(mean_frequency_score as double) as mean_frequency_score,
         cast(mean_monetary_score as double) as mean_monetary_score,

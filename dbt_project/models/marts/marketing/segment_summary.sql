@@ -91,7 +91,7 @@ shares as (
 
     select
         *,
-        n_customers / sum(n_customers) over () as share,
+        n_customers / sum(n_customers) over () as customer_share,
         revenue / nullif(sum(revenue) over (), 0) as revenue_share,
     from aggregated_to_segments
 
@@ -113,7 +113,7 @@ final as (
         cast(shares.n_customers as integer) as n_customers,
         cast(shares.n_opted_in as integer) as n_opted_in,
         cast(shares.n_in_audiences as integer) as n_in_audiences,
-        cast(shares.share as double) as share,
+        cast(shares.customer_share as double) as customer_share,
         cast(shares.mean_purchase_probability as double) as mean_purchase_probability,
         cast(shares.expected_buyers as double) as expected_buyers,
         cast(shares.expected_value as decimal(18, 2)) as expected_value,
