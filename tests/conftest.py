@@ -7,6 +7,7 @@ built once; tests that write get their own copy of the warehouse (DuckDB allows 
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,12 @@ def _shared_once(root: Path, name: str, make: Callable[[Path], None]) -> Path:
             make(target)
             (target / ".done").touch()
     return target
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_dbt_target(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Give each xdist worker its own dbt target dir: concurrent parses must not share it."""
+    os.environ["DBT_TARGET_PATH"] = str(tmp_path_factory.mktemp("dbt_target"))
 
 
 @pytest.fixture(scope="session")
