@@ -1,0 +1,196 @@
+"""Export this run's audiences as files for activation tools (email, SMS, push, ads).
+
+`exports/<as_of>/` holds, per playbook audience, `<audience>.csv` and `<audience>.parquet` with
+the customers to contact (treatment only), `_holdout.csv`/`.parquet` with every audience's
+control group (to measure against, never to contact) and `_manifest.json` (as_of, model, row
+counts, columns). Controls live in their own file so that uploading an audience file as is can
+never contact a held-out customer.
+
+The directory is written whole under a temporary name and renamed into place: a tool reading
+exports/<as_of>/ sees a complete export or none, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from ml.config import Settings
+from ml.errors import SegmartError
+from ml.warehouse import connect, read_table, table_exists
+
+AUDIENCES_TABLE = "marketing.campaign_audiences"
+PLAYBOOK_TABLE = "marketing.audience_summary"
+
+AUDIENCE_COLUMNS = (
+    "customer_id",
+    "audience",
+    "channel",
+    "offer",
+    "expected_value",
+    "purchase_probability",
+    "propensity_decile",
+    "segment_name",
+    "rfm_group",
+    "lifecycle_stage",
+    "recommended_category_1",
+    "recommended_category_2",
+    "recommended_category_3",
+    "audience_rank",
+    "model_id",
+    "as_of",
+)
+"""Columns of an audience file, in order: what an activation tool needs, no PII."""
+
+HOLDOUT_COLUMNS = ("customer_id", "audience", "channel", "offer", "model_id", "as_of")
+HOLDOUT_NAME = "_holdout"
+MANIFEST_NAME = "_manifest.json"
+
+# Audience names become file names; the playbook's own test allows the same pattern.
+_AUDIENCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class AudienceFiles:
+    """The tables of one export: one per audience (treatment) and the holdout."""
+
+    as_of: date
+    model_id: str
+    audiences: dict[str, pa.Table]
+    holdout: pa.Table
+
+
+def split_audiences(selected: pa.Table, audience_names: list[str]) -> AudienceFiles:
+    """Split campaign_audiences rows into per-audience treatment tables and one holdout table.
+
+    Parameters
+    ----------
+    selected : pyarrow.Table
+        Rows of marketing.campaign_audiences (one run: a single as_of and model_id).
+    audience_names : list of str
+        Every playbook audience, so an audience that selected nobody still gets (empty) files.
+
+    Returns
+    -------
+    AudienceFiles
+        Treatment rows per audience ordered by audience_rank, and the control rows.
+    """
+    for name in audience_names:
+        if not _AUDIENCE_NAME.match(name):
+            raise SegmartError(
+                f"audience name {name!r} cannot be a file name: use lower-case letters, digits"
+                " and underscores in seeds/audience_playbook.csv"
+            )
+    runs = {
+        (row["as_of"], row["model_id"])
+        for row in selected.select(["as_of", "model_id"]).to_pylist()
+    }
+    if len(runs) != 1:
+        raise SegmartError(
+            f"{AUDIENCES_TABLE} holds {len(runs)} runs (as_of, model_id), expected exactly one:"
+            " rebuild it with `segmart run`"
+        )
+    [(as_of, model_id)] = list(runs)
+    is_control = selected["is_control"]
+    treatment = selected.filter(pc.invert(is_control)).select(list(AUDIENCE_COLUMNS))
+    audiences = {}
+    for name in audience_names:
+        rows = treatment.filter(pc.equal(treatment["audience"], name))
+        audiences[name] = rows.sort_by([("audience_rank", "ascending")])
+    holdout = (
+        selected.filter(is_control)
+        .select(list(HOLDOUT_COLUMNS))
+        .sort_by([("audience", "ascending"), ("customer_id", "ascending")])
+    )
+    return AudienceFiles(as_of=as_of, model_id=model_id, audiences=audiences, holdout=holdout)
+
+
+def _write_pair(table: pa.Table, directory: Path, stem: str) -> list[str]:
+    pa_csv.write_csv(table, directory / f"{stem}.csv")
+    pq.write_table(table, directory / f"{stem}.parquet")
+    return [f"{stem}.csv", f"{stem}.parquet"]
+
+
+def manifest(files: AudienceFiles) -> dict:
+    """What an export holds, for the activation tool and for audits."""
+    return {
+        "as_of": files.as_of.isoformat(),
+        "model_id": files.model_id,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "audiences": {
+            name: {
+                "n_customers": table.num_rows,
+                "files": [f"{name}.csv", f"{name}.parquet"],
+            }
+            for name, table in files.audiences.items()
+        },
+        "holdout": {
+            "n_customers": files.holdout.num_rows,
+            "files": [f"{HOLDOUT_NAME}.csv", f"{HOLDOUT_NAME}.parquet"],
+            "note": "control groups: never contact these customers",
+        },
+        "columns": list(AUDIENCE_COLUMNS),
+    }
+
+
+def write_export(files: AudienceFiles, exports_dir: Path) -> Path:
+    """Write an export to exports_dir/<as_of>/, replacing an earlier export of that as_of whole.
+
+    Returns
+    -------
+    pathlib.Path
+        The export directory.
+    """
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in exports_dir.glob(".*.tmp-*"):  # from a run killed mid-export
+        shutil.rmtree(leftover, ignore_errors=True)
+    target = exports_dir / files.as_of.isoformat()
+    staging = exports_dir / f".{target.name}.tmp-{os.getpid()}"
+    retired = exports_dir / f".{target.name}.old.tmp-{os.getpid()}"
+    staging.mkdir()
+    try:
+        for name, table in files.audiences.items():
+            _write_pair(table, staging, name)
+        _write_pair(files.holdout, staging, HOLDOUT_NAME)
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest(files), indent=2) + "\n")
+        # A directory cannot be renamed over a non-empty one: move the old export aside first.
+        # Between the two renames the export is briefly absent, never partial.
+        if target.exists():
+            target.rename(retired)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)
+    return target
+
+
+def export_audiences(settings: Settings) -> Path:
+    """Export marketing.campaign_audiences of the working warehouse; return the directory.
+
+    Example: after `segmart run`, exports/2025-10-01/win_back_high_value.csv.
+    """
+    with connect(settings.warehouse, read_only=True) as con:
+        if not table_exists(con, AUDIENCES_TABLE):
+            raise SegmartError(
+                f"{AUDIENCES_TABLE} is missing: run `segmart run` (or score, then"
+                " `dbt build --selector marketing`) before exporting"
+            )
+        selected = read_table(con, AUDIENCES_TABLE)
+        playbook = read_table(con, PLAYBOOK_TABLE, ["audience", "priority"])
+    names = [row["audience"] for row in playbook.sort_by("priority").to_pylist()]
+    if selected.num_rows == 0:
+        raise SegmartError(
+            f"{AUDIENCES_TABLE} is empty: no opted-in customer matches the playbook"
+            " (seeds/audience_playbook.csv)"
+        )
+    return write_export(split_audiences(selected, names), settings.exports_dir)

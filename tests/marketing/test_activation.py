@@ -1,0 +1,137 @@
+"""Audience exports: one CSV and one Parquet file per audience, controls apart, written whole."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+
+import ml.activation
+from ml.activation import (
+    AUDIENCE_COLUMNS,
+    HOLDOUT_NAME,
+    MANIFEST_NAME,
+    export_audiences,
+    split_audiences,
+    write_export,
+)
+from ml.config import Settings
+from ml.errors import SegmartError
+
+
+@pytest.fixture(scope="module")
+def exported(marketing: Settings) -> Path:
+    return export_audiences(marketing)
+
+
+def test_export_writes_a_csv_and_a_parquet_file_per_playbook_audience(
+    exported: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    audiences = [
+        name
+        for (name,) in con.execute(
+            "select audience from marketing.audience_summary order by priority"
+        ).fetchall()
+    ]
+    [(as_of,)] = con.execute("select max(as_of) from marketing.campaign_audiences").fetchall()
+    assert exported.name == as_of.isoformat()
+    expected = {
+        f"{name}.{suffix}" for name in [*audiences, HOLDOUT_NAME] for suffix in ("csv", "parquet")
+    }
+    assert {path.name for path in exported.iterdir()} == expected | {MANIFEST_NAME}
+    for name in audiences:
+        from_csv = pa_csv.read_csv(exported / f"{name}.csv")
+        from_parquet = pq.read_table(exported / f"{name}.parquet")
+        assert from_parquet.column_names == list(AUDIENCE_COLUMNS)
+        assert from_csv.num_rows == from_parquet.num_rows
+        assert from_csv["customer_id"].to_pylist() == from_parquet["customer_id"].to_pylist()
+
+
+def test_audience_files_hold_no_control_and_the_holdout_file_every_control(
+    exported: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    rows = con.execute(
+        "select audience, customer_id, is_control from marketing.campaign_audiences"
+    ).fetchall()
+    treatment = {(a, c) for a, c, is_control in rows if not is_control}
+    controls = {(a, c) for a, c, is_control in rows if is_control}
+    files = pq.ParquetDataset([p for p in exported.glob("*.parquet") if p.stem != HOLDOUT_NAME])
+    exported_treatment = {
+        (row["audience"], row["customer_id"]) for row in files.read().to_pylist()
+    }
+    holdout = pq.read_table(exported / f"{HOLDOUT_NAME}.parquet").to_pylist()
+    assert exported_treatment == treatment
+    assert {(row["audience"], row["customer_id"]) for row in holdout} == controls
+    manifest = json.loads((exported / MANIFEST_NAME).read_text())
+    assert manifest["holdout"]["n_customers"] == len(controls)
+    assert sum(a["n_customers"] for a in manifest["audiences"].values()) == len(treatment)
+
+
+def _one_run(n: int = 3) -> pa.Table:
+    return pa.table(
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "audience": ["vip"] * n,
+            "channel": ["email"] * n,
+            "offer": ["o"] * n,
+            "expected_value": [1.0] * n,
+            "purchase_probability": [0.5] * n,
+            "propensity_decile": [1] * n,
+            "segment_name": ["s"] * n,
+            "rfm_group": ["Loyal"] * n,
+            "lifecycle_stage": ["active"] * n,
+            "recommended_category_1": ["a"] * n,
+            "recommended_category_2": ["b"] * n,
+            "recommended_category_3": [None] * n,
+            "audience_rank": list(range(n, 0, -1)),
+            "model_id": ["m"] * n,
+            "as_of": [date(2025, 10, 1)] * n,
+            "is_control": [False] * (n - 1) + [True],
+        }
+    )
+
+
+def test_audience_names_that_are_not_file_names_are_refused() -> None:
+    with pytest.raises(SegmartError, match="cannot be a file name"):
+        split_audiences(_one_run(), ["../vip"])
+
+
+def test_audience_files_are_ordered_by_rank() -> None:
+    files = split_audiences(_one_run(), ["vip", "empty"])
+    assert files.audiences["vip"]["audience_rank"].to_pylist() == [2, 3]
+    assert files.audiences["empty"].num_rows == 0
+    assert files.holdout["customer_id"].to_pylist() == ["C2"]
+
+
+def test_a_failed_export_leaves_the_previous_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = split_audiences(_one_run(), ["vip"])
+    first = write_export(files, tmp_path)
+    before = {path.name: path.read_bytes() for path in first.iterdir()}
+    bigger = replace(files, audiences={"vip": files.audiences["vip"], "other": files.holdout})
+
+    def fail_on_parquet(table: pa.Table, where: Path, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ml.activation.pq, "write_table", fail_on_parquet)
+    with pytest.raises(OSError, match="disk full"):
+        write_export(bigger, tmp_path)
+    assert {path.name: path.read_bytes() for path in first.iterdir()} == before
+    assert [path.name for path in tmp_path.iterdir()] == [first.name]  # no leftovers
+
+
+def test_a_new_export_of_the_same_as_of_replaces_the_old_one_whole(tmp_path: Path) -> None:
+    files = split_audiences(_one_run(), ["vip", "gone"])
+    write_export(files, tmp_path)
+    (tmp_path / ".2025-10-01.tmp-999").mkdir()  # left by a killed run
+    target = write_export(split_audiences(_one_run(), ["vip"]), tmp_path)
+    assert not (target / "gone.csv").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["2025-10-01"]

@@ -1,0 +1,198 @@
+"""The marketing marts on a generated shop: audiences, controls, RFM, recommendations, lift."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from statistics import NormalDist
+
+import duckdb
+import pytest
+
+# The grid documented in _marketing__models.yml, cell by cell: (recency, frequency) -> group.
+RFM_GRID = {
+    **{(5, f): "Champions" for f in (4, 5)},
+    **{(r, f): "Loyal" for r in (3, 4) for f in (4, 5)},
+    **{(r, f): "Potential loyalists" for r in (4, 5) for f in (2, 3)},
+    (5, 1): "New",
+    (4, 1): "Promising",
+    (3, 3): "Need attention",
+    **{(3, f): "About to sleep" for f in (1, 2)},
+    **{(r, 5): "Can't lose them" for r in (1, 2)},
+    **{(r, f): "At risk" for r in (1, 2) for f in (3, 4)},
+    (1, 1): "Lost",
+    **{(r, f): "Hibernating" for r, f in ((1, 2), (2, 1), (2, 2))},
+}
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
+    return con.execute(sql, params or []).fetchall()
+
+
+def test_the_documented_rfm_grid_covers_each_cell_once() -> None:
+    assert sorted(RFM_GRID) == [(r, f) for r in range(1, 6) for f in range(1, 6)]
+
+
+def test_rfm_groups_follow_the_documented_grid(con: duckdb.DuckDBPyConnection) -> None:
+    cells = rows(
+        con,
+        "select distinct recency_score, frequency_score, rfm_group from marketing.rfm_scores"
+        " where recency_score is not null",
+    )
+    assert len(cells) >= 20, "the generated shop should populate most of the grid"
+    assert {(r, f): group for r, f, group in cells} == {
+        (r, f): RFM_GRID[(r, f)] for r, f, _ in cells
+    }
+
+
+def test_rfm_scores_see_only_orders_before_as_of(con: duckdb.DuckDBPyConnection) -> None:
+    [(n_rows, earliest_gap, n_customers)] = rows(
+        con,
+        "select count(*), min(days_since_last_order), count(distinct customer_id)"
+        " from marketing.rfm_scores",
+    )
+    assert earliest_gap >= 1  # the last order is strictly before as_of
+    assert n_rows == n_customers
+    [(n_features,)] = rows(con, "select count(*) from ml.customer_features")
+    assert n_rows == n_features
+
+
+def test_each_customer_is_in_at_most_one_audience(con: duckdb.DuckDBPyConnection) -> None:
+    [(n_rows, n_customers)] = rows(
+        con, "select count(*), count(distinct customer_id) from marketing.campaign_audiences"
+    )
+    assert n_rows == n_customers > 0
+
+
+def test_customers_without_marketing_opt_in_are_never_selected(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    [(n_opted_out,)] = rows(
+        con,
+        "select count(*) from marketing.campaign_audiences"
+        " inner join core.customers using (customer_id) where not is_marketing_opt_in",
+    )
+    assert n_opted_out == 0
+    # The rule has something to exclude: opted-out customers in groups the playbook targets.
+    [(n_would_match,)] = rows(
+        con,
+        "select count(*) from marketing.rfm_scores inner join core.customers using (customer_id)"
+        " where not is_marketing_opt_in and lifecycle_stage in ('vip', 'new')",
+    )
+    assert n_would_match > 0
+
+
+def test_customers_get_the_matching_audience_of_highest_priority(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    wrong = rows(
+        con,
+        """
+        select customer_id
+        from marketing.audience_candidates
+        group by customer_id
+        having min(priority) <> coalesce(
+            min(priority) filter (where selection <> 'higher_priority_audience'), -1
+        )
+        """,
+    )
+    assert wrong == []
+
+
+def test_control_share_is_within_four_standard_errors_of_the_playbook(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    audiences = rows(
+        con,
+        "select audience, n_customers, n_control, control_share from marketing.audience_summary",
+    )
+    total = sum(n for _, n, _, _ in audiences)
+    controls = sum(c for _, _, c, _ in audiences)
+    assert total >= 500
+    assert abs(controls / total - 0.1) <= 4 * math.sqrt(0.1 * 0.9 / total)
+    for audience, n, n_control, share in audiences:
+        if n >= 100:
+            tolerance = 4 * math.sqrt(share * (1 - share) / n)
+            assert abs(n_control / n - share) <= tolerance, audience
+
+
+def test_control_group_is_reproducible_from_an_md5_of_customer_and_audience(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    candidates = rows(
+        con,
+        "select customer_id, audience, control_share, is_control"
+        " from marketing.audience_candidates",
+    )
+    assert candidates
+    for customer_id, audience, share, is_control in candidates:
+        digest = hashlib.md5(f"{customer_id}|{audience}".encode()).hexdigest()
+        assert (int(digest[:8], 16) / 2**32 < share) == is_control
+
+
+def test_recommendations_skip_categories_bought_in_the_90_days_before_as_of(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    repeated = rows(
+        con,
+        """
+        select recommendations.customer_id, recommendations.category
+        from marketing.customer_recommendations as recommendations
+        inner join core.orders
+            on recommendations.customer_id = orders.customer_id
+            and orders.is_counted_purchase
+            and orders.ordered_on >= recommendations.as_of - 90
+            and orders.ordered_on < recommendations.as_of
+        inner join staging.stg_shop__order_items as items
+            on orders.order_id = items.order_id
+        inner join staging.stg_shop__products as products
+            on items.product_id = products.product_id
+            and products.category = recommendations.category
+        """,
+    )
+    assert repeated == []
+    [(n_customers, max_rank)] = rows(
+        con,
+        "select count(distinct customer_id), max(rank) from marketing.customer_recommendations",
+    )
+    assert n_customers > 0 and max_rank == 3
+
+
+def test_campaign_interval_is_the_normal_approximation(con: duckdb.DuckDBPyConnection) -> None:
+    z = NormalDist().inv_cdf(0.975)
+    results = rows(
+        con,
+        "select n_treatment, n_control, n_converted_treatment, n_converted_control,"
+        " absolute_lift_ci_low, absolute_lift_ci_high from marketing.campaign_results"
+        " where n_control > 0 and n_treatment > 0",
+    )
+    assert results
+    for n_t, n_c, x_t, x_c, low, high in results:
+        p_t, p_c = x_t / n_t, x_c / n_c
+        half_width = z * math.sqrt(p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c)
+        assert low == pytest.approx(p_t - p_c - half_width, abs=1e-6)
+        assert high == pytest.approx(p_t - p_c + half_width, abs=1e-6)
+
+
+def test_marketing_tables_hold_no_pii(con: duckdb.DuckDBPyConnection) -> None:
+    columns = rows(
+        con,
+        "select table_name, column_name, data_type from information_schema.columns"
+        " where table_schema = 'marketing'",
+    )
+    names = {column for _, column, _ in columns}
+    assert not names & {
+        "email",
+        "name",
+        "first_name",
+        "last_name",
+        "phone",
+        "address",
+        "birth_date",
+    }
+    for table, column, data_type in columns:
+        if data_type == "VARCHAR":
+            [(n_emails,)] = rows(
+                con, f"select count(*) from marketing.{table} where \"{column}\" like '%@%'"
+            )
+            assert n_emails == 0, f"{table}.{column}"
