@@ -25,6 +25,9 @@ from ml.activation import (
 from ml.config import Settings
 from ml.errors import SegmartError
 
+# One xdist worker runs these modules, so their module fixtures (export, report) run once.
+pytestmark = pytest.mark.xdist_group("marketing")
+
 
 @pytest.fixture(scope="module")
 def exported(marketing: Settings) -> Path:

@@ -9,6 +9,9 @@ from statistics import NormalDist
 import duckdb
 import pytest
 
+# One xdist worker runs these modules, so their module fixtures (export, report) run once.
+pytestmark = pytest.mark.xdist_group("marketing")
+
 # The grid documented in _marketing__models.yml, cell by cell: (recency, frequency) -> group.
 RFM_GRID = {
     **{(5, f): "Champions" for f in (4, 5)},

@@ -12,6 +12,9 @@ import pytest
 from ml.config import Settings
 from ml.report import REPORT_NAME, calibration_table, decile_table, write_report
 
+# One xdist worker runs these modules, so their module fixtures (export, report) run once.
+pytestmark = pytest.mark.xdist_group("marketing")
+
 CHARTS = (
     "segment-sizes",
     "segment-profiles",
