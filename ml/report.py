@@ -4,9 +4,10 @@ plotly.js is inlined once, so the file opens offline, from a mail attachment or 
 Every chart sits in `<section class="segmart-chart" id="chart-<name>">` and says under its title
 which data it shows. Model-quality charts draw on up to two sources, each labelled:
 
-* **validation**: the ML step's held-out evaluation, from the model registry
-  (`<models_dir>/<model_id>/validation_predictions.parquet` with columns `y_true` and `score`, or
-  the curve points and `feature_importance` in `metadata.json`);
+* **validation**: the ML step's held-out snapshot, from the model registry: the curve points
+  `extra.validation_curves` (roc, deciles, calibration) and `extra.feature_importance` in
+  `<models_dir>/<model_id>/metadata.json`, or per-row `validation_predictions.parquet`
+  (`y_true`, `score`) in the same directory if the ML step ever writes it;
 * **out of time**: the scores written at as_of against the purchases the warehouse holds in
   [as_of, as_of + horizon) - present only when the data already covers that window (a backtest
   with an earlier `--as-of`), never for a live run.
