@@ -41,17 +41,15 @@ stats as (
 -- Refuse to score with parameters that were never fitted rather than emit null features.
 checked_stats as (
 
-    select
-        *,
-        case
-            when n_stats = 0
-                then error(
-                        'feature_stats holds no parameters fitted as of '
-                        || cast({{ selected_stats_as_of('snapshot_dates') }} as varchar)
-                        || ': build with that as_of first (segmart build --as-of ...)'
-                    )
-        end as stats_check,
-    from stats
+    -- A filter, not a column: DuckDB prunes unused columns, and the check must always run.
+    select * from stats
+    where
+        n_stats > 0
+        or error(
+            'feature_stats holds no parameters fitted as of '
+            || cast({{ selected_stats_as_of('snapshot_dates') }} as varchar)
+            || ': build with that as_of first (segmart build --as-of ...)'
+        )
 
 ),
 
