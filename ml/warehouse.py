@@ -78,12 +78,29 @@ def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
 
 
 def iter_batches(
-    con: duckdb.DuckDBPyConnection, name: str, batch_size: int = 100_000, order_by: str = ""
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    batch_size: int = 100_000,
+    order_by: str = "",
+    columns: list[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream a table in Arrow record batches so memory stays flat whatever its size."""
+    """Stream a table (or some of its columns) in Arrow record batches: memory stays flat."""
     require_table(con, name)
+    select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
     order = f" order by {order_by}" if order_by else ""
-    yield from con.sql(f"select * from {_check_name(name)}{order}").to_arrow_reader(batch_size)
+    sql = f"select {select} from {_check_name(name)}{order}"
+    yield from con.sql(sql).to_arrow_reader(batch_size)
+
+
+def stream_query(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, batch_size: int = 100_000
+) -> pa.RecordBatchReader:
+    """Run a read query on its own cursor and stream the result.
+
+    The cursor is a second connection to the same database, so the reader can feed
+    `replace_tables` on `con` while `con` is inside its transaction.
+    """
+    return con.cursor().sql(sql, params=params or None).to_arrow_reader(batch_size)
 
 
 def table_schema(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
@@ -116,6 +133,28 @@ def replace_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, TableDat
             con.register("_segmart_incoming", data)
             con.execute(f"create or replace table {name} as select * from _segmart_incoming")
             con.unregister("_segmart_incoming")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def append_rows(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
+    """Append rows to schema.table in one transaction, creating the table on first use.
+
+    Columns are matched by name, so a table from an older run that lacks a column fails
+    loudly instead of shifting values into the wrong columns.
+    """
+    schema = _check_name(name).split(".")[0]
+    con.execute("begin transaction")
+    try:
+        con.execute(f"create schema if not exists {schema}")
+        con.register("_segmart_incoming", data)
+        if table_exists(con, name):
+            con.execute(f"insert into {name} by name select * from _segmart_incoming")
+        else:
+            con.execute(f"create table {name} as select * from _segmart_incoming")
+        con.unregister("_segmart_incoming")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

@@ -1,0 +1,360 @@
+"""The score job: check the feature mart against the model, score in batches, write back.
+
+Customers stream through in Arrow record batches, so memory stays flat whatever their number:
+each scored batch is spooled to a temporary Parquet file while drift counts and segment sums
+accumulate. Deciles need the global ranking, so DuckDB ranks the spool (ties broken by
+customer_id) while the three result tables are replaced in one transaction.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
+
+from ml import registry, warehouse
+from ml.config import Settings
+from ml.drift import add_counts
+from ml.errors import SegmartError
+from ml.evaluate import markdown_table
+from ml.features import model_input_columns, model_matrix, raw_feature_columns
+from ml.registry import LoadedModel, ModelMetadata
+from ml.segments import SegmentProfiler, describe_segments
+
+FEATURES_TABLE = "ml.customer_features"
+SCORES_TABLE = "predictions.customer_scores"
+PROFILES_TABLE = "predictions.segment_profiles"
+DRIFT_TABLE = "predictions.feature_drift"
+
+_RANKED_SCORES_SQL = """
+select
+    customer_id,
+    as_of,
+    model_id,
+    purchase_probability,
+    cast(
+        ntile(10) over (order by purchase_probability desc, customer_id) as integer
+    ) as propensity_decile,
+    segment_id,
+    segment_name,
+    reason_1,
+    reason_2,
+    reason_3,
+from read_parquet(?)
+order by customer_id
+"""
+
+
+def scorer_columns(metadata: ModelMetadata) -> list[str]:
+    """Mart columns the scorer reads: the model inputs and the raw features."""
+    return [*metadata.feature_columns, *raw_feature_columns(metadata.feature_columns)]
+
+
+def schema_differences(metadata: ModelMetadata, mart_dtypes: dict[str, str]) -> list[str]:
+    """How the feature mart's columns differ from what the model was trained on.
+
+    Parameters
+    ----------
+    metadata : ModelMetadata
+        The model's metadata (`column_dtypes` of its training examples).
+    mart_dtypes : dict of str to str
+        Column -> DuckDB type of `ml.customer_features`.
+
+    Returns
+    -------
+    list of str
+        One readable item per difference; empty when the mart fits the model.
+    """
+    expected = {c: metadata.column_dtypes[c] for c in scorer_columns(metadata)}
+    missing = sorted(set(expected) - set(mart_dtypes))
+    new_inputs = sorted(set(model_input_columns(mart_dtypes)) - set(expected))
+    changed = sorted(
+        f"{c} {expected[c]} -> {mart_dtypes[c]}"
+        for c in set(expected) & set(mart_dtypes)
+        if expected[c] != mart_dtypes[c]
+    )
+    differences = []
+    if missing:
+        differences.append(f"missing columns {missing}")
+    if new_inputs:
+        differences.append(f"input columns the model never saw {new_inputs}")
+    if changed:
+        differences.append(f"changed types {changed}")
+    return differences
+
+
+def check_compatible(
+    metadata: ModelMetadata, mart_dtypes: dict[str, str], stats: list[tuple[str, date]]
+) -> None:
+    """Refuse a feature mart the model cannot score correctly.
+
+    Parameters
+    ----------
+    metadata : ModelMetadata
+        The model to score with.
+    mart_dtypes : dict of str to str
+        Column -> DuckDB type of `ml.customer_features`.
+    stats : list of (str, date)
+        Distinct (feature_stats_id, feature_stats_fitted_as_of) in the mart.
+
+    Raises
+    ------
+    SegmartError
+        Columns or types differ, or the mart was preprocessed with other fitted parameters;
+        the message says what differs and how to rebuild.
+    """
+    rebuild = f"segmart build --stats-as-of {metadata.feature_stats_fitted_as_of}"
+    differences = schema_differences(metadata, mart_dtypes)
+    if differences:
+        raise SegmartError(
+            f"{FEATURES_TABLE} does not match model {metadata.model_id}: "
+            f"{'; '.join(differences)}. Rebuild the marts with the model's preprocessing "
+            f"(`{rebuild}`) or train a new model (`segmart train`)"
+        )
+    expected = (metadata.feature_stats_id, metadata.feature_stats_fitted_as_of)
+    found = [(stats_id, str(fitted)) for stats_id, fitted in stats]
+    if found != [expected]:
+        shown = ", ".join(f"{stats_id} fitted as of {fitted}" for stats_id, fitted in found)
+        raise SegmartError(
+            f"{FEATURES_TABLE} was preprocessed with feature stats {shown or 'none'}, but model "
+            f"{metadata.model_id} was trained with {expected[0]} fitted as of {expected[1]}: "
+            f"rebuild with `{rebuild}` so training and scoring share preprocessing"
+        )
+
+
+def score_batch(model: LoadedModel, batch: pa.RecordBatch) -> tuple[pa.Table, pd.DataFrame]:
+    """Score one batch of the feature mart.
+
+    Returns
+    -------
+    pyarrow.Table, pandas.DataFrame
+        The scores (without deciles, which need every batch) and the float64 frame of model
+        inputs and raw features they were computed from.
+    """
+    frame = model_matrix(batch, scorer_columns(model.metadata))
+    proba = model.propensity.predict_proba(frame).to_numpy()
+    segment_ids = model.segmenter.predict(frame)
+    reasons = model.reasons.reasons(frame)
+    # Index 0 is a placeholder: segment ids start at 1.
+    names = np.array(["", *(name for name, _ in model.segment_names.values())], dtype=object)
+    scores = pa.table(
+        {
+            "customer_id": batch.column("customer_id"),
+            "as_of": batch.column("as_of"),
+            "model_id": pa.array([model.metadata.model_id] * batch.num_rows, pa.string()),
+            "purchase_probability": pa.array(proba, pa.float64()),
+            "segment_id": pa.array(segment_ids, pa.int32()),
+            "segment_name": pa.array(names[segment_ids], pa.string()),
+            **{c: pa.array(reasons[c], pa.string()) for c in reasons.columns},
+        }
+    )
+    return scores, frame
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    """What a scoring run wrote; `to_markdown()` is the readable version."""
+
+    model_id: str
+    as_of: date
+    n_customers: int
+    segments: pd.DataFrame
+    drift: pd.DataFrame
+    deciles: pd.DataFrame
+    warnings: tuple[str, ...] = ()
+    elapsed_seconds: float = 0.0
+
+    @property
+    def drifted_features(self) -> list[str]:
+        """Model inputs whose PSI exceeds the drift threshold."""
+        return self.drift.loc[self.drift["is_drifted"], "feature"].tolist()
+
+    def to_markdown(self) -> str:
+        """The report: deciles, segments, drift."""
+        segment_columns = [
+            "segment_id",
+            "segment_name",
+            "n_customers",
+            "share",
+            "revenue_share",
+            "mean_purchase_probability",
+            "mean_days_since_last_order",
+            "mean_n_orders",
+            "mean_revenue",
+        ]
+        lines = [f"- **{r.segment_name}**: {r.description}" for r in self.segments.itertuples()]
+        sections = [
+            f"# Scores as of {self.as_of} (model {self.model_id})",
+            f"{self.n_customers:,} customers scored in {self.elapsed_seconds:.1f} s into "
+            f"{SCORES_TABLE}, {PROFILES_TABLE} and {DRIFT_TABLE}.",
+            "## Propensity deciles",
+            markdown_table(self.deciles, index=False),
+            "## Segments",
+            markdown_table(self.segments[segment_columns], digits=2, index=False),
+            "\n".join(lines),
+            "## Feature drift (PSI against training, top 10)",
+            markdown_table(self.drift.head(10), index=False),
+        ]
+        if self.warnings:
+            sections += ["## Warnings", *(f"- {warning}" for warning in self.warnings)]
+        return "\n\n".join(sections) + "\n"
+
+
+@dataclass
+class _Accumulated:
+    n_customers: int
+    as_of: date
+    profiler: SegmentProfiler
+    drift_counts: dict[str, np.ndarray]
+
+
+def _score_to_spool(
+    model: LoadedModel, batches: Iterator[pa.RecordBatch], spool: Path
+) -> _Accumulated:
+    profiler, counts, n_customers, as_of = SegmentProfiler(), None, 0, None
+    drift_columns = list(model.drift.feature_names_in_)
+    with pq.ParquetWriter(spool, _spool_schema()) as writer:
+        for batch in batches:
+            scores, frame = score_batch(model, batch)
+            writer.write_table(scores.cast(_spool_schema()))
+            profiler.update(
+                scores.column("segment_id").to_numpy(),
+                frame,
+                scores.column("purchase_probability").to_numpy(),
+            )
+            counts = add_counts(counts, model.drift.count(frame[drift_columns]))
+            n_customers += batch.num_rows
+            as_of = as_of or batch.column("as_of")[0].as_py()
+    return _Accumulated(n_customers, as_of, profiler, counts)
+
+
+def _spool_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("as_of", pa.date32()),
+            ("model_id", pa.string()),
+            ("purchase_probability", pa.float64()),
+            ("segment_id", pa.int32()),
+            ("segment_name", pa.string()),
+            ("reason_1", pa.string()),
+            ("reason_2", pa.string()),
+            ("reason_3", pa.string()),
+        ]
+    )
+
+
+def _with_run_columns(table: pd.DataFrame, model_id: str, as_of: date) -> pa.Table:
+    stamped = table.assign(model_id=model_id, as_of=as_of)
+    return pa.Table.from_pandas(stamped, preserve_index=False)
+
+
+def _read_mart_state(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[dict[str, str], list[tuple[str, date]], int]:
+    warehouse.require_table(con, FEATURES_TABLE)
+    stats = warehouse.query(
+        con,
+        "select feature_stats_id, feature_stats_fitted_as_of, count(*) as n"
+        f" from {FEATURES_TABLE} group by all order by all",
+    ).to_pylist()
+    n_customers = sum(row["n"] for row in stats)
+    pairs = [(row["feature_stats_id"], row["feature_stats_fitted_as_of"]) for row in stats]
+    return warehouse.table_schema(con, FEATURES_TABLE), pairs, n_customers
+
+
+def score(
+    settings: Settings,
+    model_ref: str = "latest",
+    progress: Callable[[str], None] = lambda s: None,
+    batch_size: int = 50_000,
+    n_threads: int | None = None,
+) -> ScoreReport:
+    """Score every customer of `ml.customer_features` and write the three result tables.
+
+    Parameters
+    ----------
+    settings : Settings
+        Warehouse and models directory.
+    model_ref : str
+        A model id, or "latest".
+    progress : callable
+        Receives one line per step, and a warning line per drifted feature.
+    batch_size : int
+        Customers per Arrow record batch.
+    n_threads : int or None
+        OpenMP/BLAS threads for prediction; None uses every core (see `TrainOptions`).
+
+    Returns
+    -------
+    ScoreReport
+
+    Raises
+    ------
+    SegmartError
+        Unknown or tampered model, missing or empty mart, or a mart that does not match the
+        model; nothing is written then.
+    """
+    started = time.perf_counter()
+    model = registry.load_model(settings.models_dir, model_ref)
+    meta = model.metadata
+    progress(f"scoring {FEATURES_TABLE} with model {meta.model_id}")
+    with warehouse.connect(settings.warehouse) as con:
+        mart_dtypes, stats, n_rows = _read_mart_state(con)
+        if n_rows == 0:
+            raise SegmartError(f"{FEATURES_TABLE} is empty: load customers and rebuild")
+        check_compatible(meta, mart_dtypes, stats)
+        columns = ["customer_id", "as_of", *scorer_columns(meta)]
+        batches = warehouse.iter_batches(con, FEATURES_TABLE, batch_size, columns=columns)
+        with tempfile.TemporaryDirectory(dir=settings.warehouse.parent) as spool_dir:
+            spool = Path(spool_dir) / "scores.parquet"
+            with threadpool_limits(limits=n_threads):
+                done = _score_to_spool(model, batches, spool)
+            segments = describe_segments(done.profiler.profiles(), model.segment_names)
+            drift = model.drift.psi(done.drift_counts)
+            progress(f"writing {done.n_customers:,} scores")
+            ranked = warehouse.stream_query(con, _RANKED_SCORES_SQL, [str(spool)])
+            warehouse.replace_tables(
+                con,
+                {
+                    SCORES_TABLE: ranked,
+                    PROFILES_TABLE: _with_run_columns(
+                        segments.reset_index(), meta.model_id, done.as_of
+                    ),
+                    DRIFT_TABLE: _with_run_columns(drift, meta.model_id, done.as_of),
+                },
+            )
+        deciles = warehouse.query(
+            con,
+            "select propensity_decile, count(*) as n_customers,"
+            " avg(purchase_probability) as mean_probability,"
+            " min(purchase_probability) as min_probability"
+            f" from {SCORES_TABLE} group by all order by all",
+        ).to_pandas()
+    warnings = tuple(
+        f"feature {row.feature} drifted since training (PSI {row.psi:.2f} > 0.25)"
+        for row in drift.itertuples()
+        if row.is_drifted
+    )
+    for warning in warnings:
+        progress(f"warning: {warning}")
+    return ScoreReport(
+        model_id=meta.model_id,
+        as_of=done.as_of,
+        n_customers=done.n_customers,
+        segments=segments.reset_index(),
+        drift=drift,
+        deciles=deciles,
+        warnings=warnings,
+        elapsed_seconds=time.perf_counter() - started,
+    )

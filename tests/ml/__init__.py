@@ -1,0 +1,272 @@
+"""Synthetic feature marts shaped like dbt's, for fast unit tests of ml/ (no dbt run).
+
+Each customer has a latent activity level; the raw features and the purchase label both
+follow it, so a model has something to learn and the naive baselines do worse than a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from threadpoolctl import threadpool_limits
+
+from ml import warehouse
+from ml.config import Settings
+from ml.training import Examples
+
+FEATURES = (
+    "days_since_last_order",
+    "n_orders",
+    "n_orders_30d",
+    "n_orders_90d",
+    "n_orders_365d",
+    "revenue",
+    "revenue_90d",
+    "avg_order_value",
+    "tenure_days",
+    "avg_days_between_orders",
+    "avg_items_per_order",
+    "n_distinct_categories",
+    "top_category_share",
+    "discount_share",
+    "cancel_rate",
+    "return_rate",
+    "n_sessions_90d",
+    "n_product_views_90d",
+    "n_add_to_cart_90d",
+    "cart_to_order_rate_90d",
+    "days_since_last_visit",
+    "n_touches_90d",
+    "open_rate_90d",
+    "click_rate_90d",
+    "age_years",
+    "income",
+)
+IMPUTABLE = {
+    "days_since_last_order",
+    "avg_order_value",
+    "avg_days_between_orders",
+    "avg_items_per_order",
+    "top_category_share",
+    "discount_share",
+    "cancel_rate",
+    "return_rate",
+    "cart_to_order_rate_90d",
+    "days_since_last_visit",
+    "open_rate_90d",
+    "click_rate_90d",
+    "age_years",
+    "income",
+}
+LEVELS = {
+    "gender": ("female", "male", "non_binary", "unknown", "other"),
+    "region": ("north", "south", "east", "west", "central", "unknown", "other"),
+    "acquisition_channel": (
+        "organic",
+        "paid_search",
+        "social",
+        "referral",
+        "email",
+        "affiliate",
+        "unknown",
+        "other",
+    ),
+}
+AS_OF = date(2025, 10, 1)
+HORIZON = 90
+STATS_ID = "stats-abc123"
+
+
+@pytest.fixture(autouse=True)
+def single_threaded():
+    """Run each test with one OpenMP/BLAS thread (import it into a test module to use it).
+
+    Test workers share two cores; OpenMP threads spin while waiting for each other and slow
+    oversubscribed cores down by 10x and more.
+    """
+    with threadpool_limits(limits=1):
+        yield
+
+
+def _raw_features(activity: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    n = len(activity)
+    orders = rng.poisson(np.exp(1.2 + activity))
+    never = orders == 0
+    recency = np.where(never, np.nan, np.exp(4.0 - activity + rng.normal(0, 0.5, n)))
+    values = {
+        "days_since_last_order": recency,
+        "n_orders": orders.astype(float),
+        "n_orders_30d": rng.poisson(np.exp(activity - 1.5)).astype(float),
+        "n_orders_90d": rng.poisson(np.exp(activity - 0.5)).astype(float),
+        "n_orders_365d": rng.poisson(np.exp(activity + 0.8)).astype(float),
+        "revenue": orders * rng.gamma(4.0, 25.0, n),
+        "revenue_90d": rng.poisson(np.exp(activity - 0.5)) * rng.gamma(4.0, 25.0, n),
+        "avg_order_value": np.where(never, np.nan, rng.gamma(4.0, 25.0, n)),
+        "tenure_days": rng.integers(1, 600, n).astype(float),
+        "avg_days_between_orders": np.where(orders < 2, np.nan, rng.gamma(2.0, 20.0, n)),
+        "avg_items_per_order": np.where(never, np.nan, rng.gamma(2.0, 1.5, n)),
+        "n_distinct_categories": np.minimum(orders, rng.integers(1, 8, n)).astype(float),
+        "top_category_share": np.where(never, np.nan, rng.uniform(0.2, 1.0, n)),
+        "discount_share": np.where(never, np.nan, rng.beta(1, 8, n)),
+        "cancel_rate": np.where(never, np.nan, rng.beta(1, 15, n)),
+        "return_rate": np.where(never, np.nan, rng.beta(1, 15, n)),
+        "n_sessions_90d": rng.poisson(np.exp(activity)).astype(float),
+        "n_product_views_90d": rng.poisson(np.exp(activity + 1)).astype(float),
+        "n_add_to_cart_90d": rng.poisson(np.exp(activity)).astype(float),
+        "cart_to_order_rate_90d": rng.uniform(0, 1, n),
+        "days_since_last_visit": np.exp(3.5 - activity + rng.normal(0, 0.5, n)),
+        "n_touches_90d": rng.poisson(1.0, n).astype(float),
+        "open_rate_90d": rng.uniform(0, 1, n),
+        "click_rate_90d": rng.uniform(0, 1, n),
+        "age_years": np.where(rng.uniform(size=n) < 0.1, np.nan, rng.normal(40, 12, n)),
+        "income": rng.lognormal(10.7, 0.4, n),
+    }
+    return values
+
+
+def _preprocess(raw: dict[str, np.ndarray], stats: dict[str, tuple[float, float, float]]) -> dict:
+    columns: dict[str, pa.Array] = {}
+    for feature in FEATURES:
+        values = raw[feature]
+        impute, center, scale = stats[feature]
+        imputed = np.where(np.isnan(values), impute, values)
+        columns[feature] = pa.array(imputed, pa.float64())
+        columns[f"{feature}__scaled"] = pa.array((imputed - center) / scale, pa.float64())
+        if feature in IMPUTABLE:
+            columns[f"{feature}_was_missing"] = pa.array(np.isnan(values))
+    return columns
+
+
+def _one_hot(n: int, rng: np.random.Generator) -> dict[str, pa.Array]:
+    columns = {}
+    for categorical, levels in LEVELS.items():
+        chosen = rng.integers(0, len(levels), n)
+        for position, level in enumerate(levels):
+            columns[f"{categorical}__{level}"] = pa.array((chosen == position).astype(np.int32))
+    columns["is_marketing_opt_in"] = pa.array(rng.integers(0, 2, n).astype(np.int32))
+    return columns
+
+
+def _fit_stats(raw: dict[str, np.ndarray]) -> dict[str, tuple[float, float, float]]:
+    stats = {}
+    for feature in FEATURES:
+        values = raw[feature]
+        impute = float(np.nanmean(values))
+        imputed = np.where(np.isnan(values), impute, values)
+        stats[feature] = (impute, float(imputed.mean()), float(imputed.std()) or 1.0)
+    return stats
+
+
+def synthetic_marts(
+    n_customers: int = 800,
+    n_snapshots: int = 3,
+    seed: int = 0,
+    buy_rate_shift: float = 0.0,
+    stats_id: str = STATS_ID,
+) -> tuple[pa.Table, pa.Table]:
+    """`ml.training_examples` and `ml.customer_features` for synthetic customers.
+
+    Parameters
+    ----------
+    n_customers : int
+        Customers per snapshot (the same customers in every snapshot).
+    n_snapshots : int
+        Training snapshots, 30 days apart; the latest ends its label window at `AS_OF`.
+    seed : int
+        Random seed.
+    buy_rate_shift : float
+        Added to the purchase log-odds: very negative or positive values make one class rare.
+    stats_id : str
+        The feature_stats_id stamped on both marts.
+
+    Returns
+    -------
+    (pyarrow.Table, pyarrow.Table)
+        Training examples and as_of customer features, with the dbt marts' column names,
+        order and types.
+    """
+    rng = np.random.default_rng(seed)
+    customer_ids = np.array([f"C{i:07d}" for i in range(n_customers)])
+    level = rng.normal(0, 1, n_customers)
+    snapshots = [
+        AS_OF - timedelta(days=HORIZON + 30 * step) for step in reversed(range(n_snapshots))
+    ]
+    raws = [_raw_features(level + rng.normal(0, 0.3, n_customers), rng) for _ in snapshots]
+    stacked = {f: np.concatenate([raw[f] for raw in raws]) for f in FEATURES}
+    stats = _fit_stats(stacked)
+    activity = np.tile(level, n_snapshots) + rng.normal(0, 0.6, n_customers * n_snapshots)
+    bought = rng.uniform(size=len(activity)) < 1 / (1 + np.exp(-(2 * activity + buy_rate_shift)))
+    n_rows = n_customers * n_snapshots
+    revenue = bought * rng.gamma(2.0, 60.0, n_rows) * np.exp(0.5 * np.tile(level, n_snapshots))
+    snapshot_on = np.repeat(np.array(snapshots, dtype="datetime64[D]"), n_customers)
+    training = pa.table(
+        {
+            "customer_id": pa.array(np.tile(customer_ids, n_snapshots)),
+            "snapshot_on": pa.array(snapshot_on, pa.date32()),
+            "label_ends_on": pa.array(snapshot_on + HORIZON, pa.date32()),
+            "purchased_in_horizon": pa.array(bought),
+            "revenue_in_horizon": pa.array(revenue),
+            "feature_stats_fitted_as_of": pa.array([AS_OF] * n_rows, pa.date32()),
+            "feature_stats_id": pa.array([stats_id] * n_rows),
+            **_preprocess(stacked, stats),
+            **_one_hot(n_rows, rng),
+        }
+    )
+    current = _raw_features(level + rng.normal(0, 0.3, n_customers), rng)
+    features = pa.table(
+        {
+            "customer_id": pa.array(customer_ids),
+            "as_of": pa.array([AS_OF] * n_customers, pa.date32()),
+            "feature_stats_fitted_as_of": pa.array([AS_OF] * n_customers, pa.date32()),
+            "feature_stats_id": pa.array([stats_id] * n_customers),
+            **_preprocess(current, stats),
+            **_one_hot(n_customers, rng),
+        }
+    )
+    return training, features
+
+
+def write_warehouse(path: Path, tables: dict[str, pa.Table]) -> Path:
+    """Create (or replace) the given schema.table tables in a DuckDB file; return its path."""
+    with warehouse.connect(path) as con:
+        warehouse.replace_tables(con, tables)
+    return path
+
+
+def synthetic_warehouse(path: Path, **options: object) -> Path:
+    """A warehouse holding synthetic `ml.training_examples` and `ml.customer_features`."""
+    training, features = synthetic_marts(**options)
+    return write_warehouse(
+        path, {"ml.training_examples": training, "ml.customer_features": features}
+    )
+
+
+def settings_for(directory: Path) -> Settings:
+    """Settings pointing at a warehouse and models directory inside `directory`."""
+    return Settings(
+        warehouse=directory / "warehouse.duckdb",
+        models_dir=directory / "models",
+        reports_dir=directory / "reports",
+        as_of=None,
+        horizon_days=HORIZON,
+    )
+
+
+def table_names(path: Path) -> set[str]:
+    """schema.table of every table in a warehouse file."""
+    with warehouse.connect(path, read_only=True) as con:
+        rows = con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables"
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+def examples_from(training: pa.Table) -> Examples:
+    """Examples from a synthetic training table, with the customer folds `train` reads."""
+    folds = [hashlib.md5(c.encode()).digest()[-1] % 2 for c in training["customer_id"].to_pylist()]
+    return Examples.from_arrow(training.append_column("customer_fold", pa.array(folds, pa.int8())))

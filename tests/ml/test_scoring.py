@@ -1,0 +1,158 @@
+import shutil
+from dataclasses import replace
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from ml import warehouse
+from ml.errors import SegmartError
+from ml.evaluate import rank_order
+from ml.scoring import DRIFT_TABLE, PROFILES_TABLE, SCORES_TABLE, score
+from ml.training import TrainOptions, train
+from tests.ml import (
+    settings_for,
+    single_threaded,  # noqa: F401 - autouse fixture
+    synthetic_marts,
+    synthetic_warehouse,
+    table_names,
+    write_warehouse,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    settings = settings_for(tmp_path_factory.mktemp("scoring"))
+    synthetic_warehouse(settings.warehouse)
+    train(settings, TrainOptions(algorithm="logistic_regression", n_threads=1))
+    return settings
+
+
+@pytest.fixture
+def settings(trained, tmp_path):
+    """The trained model with a private copy of the warehouse to score into."""
+    shutil.copy(trained.warehouse, tmp_path / "warehouse.duckdb")
+    return replace(trained, warehouse=tmp_path / "warehouse.duckdb")
+
+
+def _read(settings, table: str):
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        return con.sql(f"select * from {table} order by all").fetchdf()
+
+
+def _replace_features(settings, change) -> None:
+    _, features = synthetic_marts()
+    write_warehouse(settings.warehouse, {"ml.customer_features": change(features)})
+
+
+def test_every_customer_gets_a_probability_decile_segment_and_three_reasons(settings):
+    report = score(settings, n_threads=1)
+    scores = _read(settings, SCORES_TABLE)
+    assert len(scores) == report.n_customers == 800
+    assert scores["customer_id"].is_unique
+    assert scores[["segment_name", "reason_1", "reason_2", "reason_3"]].notna().all().all()
+    # Decile 1 is the highest tenth, ties broken by customer_id.
+    order = rank_order(scores["purchase_probability"].to_numpy(), scores["customer_id"].to_numpy())
+    expected = np.empty(len(scores), int)
+    expected[order] = np.arange(len(scores)) * 10 // len(scores) + 1
+    np.testing.assert_array_equal(scores["propensity_decile"].to_numpy(), expected)
+    profiles = _read(settings, PROFILES_TABLE)
+    assert profiles["n_customers"].sum() == 800
+    assert profiles["share"].sum() == pytest.approx(1.0)
+    assert set(profiles["segment_name"]) == set(scores["segment_name"])
+    drift = _read(settings, DRIFT_TABLE)
+    assert len(drift) == 61 and set(drift.columns) >= {"feature", "psi", "is_drifted", "model_id"}
+
+
+def test_the_batch_size_changes_nothing_in_the_output(settings, tmp_path):
+    score(settings, n_threads=1)
+    whole = _read(settings, SCORES_TABLE)
+    small = replace(settings, warehouse=tmp_path / "small.duckdb")
+    shutil.copy(settings.warehouse, small.warehouse)
+    score(small, batch_size=64, n_threads=1)
+    assert whole.equals(_read(small, SCORES_TABLE))
+    np.testing.assert_allclose(
+        _read(settings, PROFILES_TABLE).select_dtypes("number"),
+        _read(small, PROFILES_TABLE).select_dtypes("number"),
+    )
+
+
+def _assert_refused(settings, match: str) -> str:
+    with pytest.raises(SegmartError, match=match) as error:
+        score(settings, n_threads=1)
+    assert "\n" not in str(error.value)
+    assert not {SCORES_TABLE, PROFILES_TABLE, DRIFT_TABLE} & table_names(settings.warehouse)
+    return str(error.value)
+
+
+def test_a_mart_missing_a_column_is_refused_with_the_difference_and_the_fix(settings):
+    _replace_features(settings, lambda t: t.drop_columns(["n_orders__scaled"]))
+    message = _assert_refused(settings, r"missing columns \['n_orders__scaled'\]")
+    assert "segmart build --stats-as-of 2025-10-01" in message
+
+
+def test_a_mart_with_a_changed_type_or_a_new_input_is_refused(settings):
+    def change(table: pa.Table) -> pa.Table:
+        position = table.column_names.index("is_marketing_opt_in")
+        opt_in = table.column(position).cast(pa.float64())
+        table = table.set_column(position, "is_marketing_opt_in", opt_in)
+        return table.append_column("loyalty_points__scaled", pa.array(np.zeros(len(table))))
+
+    _replace_features(settings, change)
+    message = _assert_refused(
+        settings, r"changed types \['is_marketing_opt_in INTEGER -> DOUBLE'\]"
+    )
+    assert "input columns the model never saw ['loyalty_points__scaled']" in message
+
+
+def test_a_mart_preprocessed_with_other_feature_stats_is_refused(settings):
+    _, features = synthetic_marts(stats_id="stats-other")
+    write_warehouse(settings.warehouse, {"ml.customer_features": features})
+    message = _assert_refused(settings, "preprocessed with feature stats stats-other")
+    assert "trained with stats-abc123 fitted as of 2025-10-01" in message
+    assert "`segmart build --stats-as-of 2025-10-01`" in message
+
+
+def test_an_empty_mart_is_refused(settings):
+    _replace_features(settings, lambda t: t.slice(0, 0))
+    _assert_refused(settings, "ml.customer_features is empty")
+
+
+def test_a_write_that_fails_midway_leaves_the_previous_tables_intact(settings, monkeypatch):
+    score(settings, n_threads=1)
+    before = {table: _read(settings, table) for table in (SCORES_TABLE, DRIFT_TABLE)}
+    real_replace = warehouse.replace_tables
+
+    def fail_on_the_last_table(con, tables):
+        schema = pa.schema([("feature", pa.string())])
+
+        def broken():
+            raise OSError("disk full")
+            yield  # pragma: no cover
+
+        tables = {**tables, DRIFT_TABLE: pa.RecordBatchReader.from_batches(schema, broken())}
+        return real_replace(con, tables)
+
+    _replace_features(settings, lambda t: t.slice(0, 100))
+    monkeypatch.setattr(warehouse, "replace_tables", fail_on_the_last_table)
+    with pytest.raises(Exception, match="disk full"):
+        score(settings, n_threads=1)
+    for table, rows in before.items():
+        assert _read(settings, table).equals(rows)
+
+
+def test_a_drifted_feature_is_reported_with_a_warning_line(settings):
+    def shift(table: pa.Table) -> pa.Table:
+        position = table.column_names.index("tenure_days__scaled")
+        return table.set_column(
+            position, "tenure_days__scaled", pc.add(table.column(position), 3.0)
+        )
+
+    _replace_features(settings, shift)
+    lines: list[str] = []
+    report = score(settings, progress=lines.append, n_threads=1)
+    assert report.drifted_features == ["tenure_days__scaled"]
+    assert any(line.startswith("warning: feature tenure_days__scaled drifted") for line in lines)
+    assert "## Feature drift" in report.to_markdown()

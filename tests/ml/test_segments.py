@@ -1,0 +1,116 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.segments import (
+    ARCHETYPES,
+    PROFILE_FEATURES,
+    Segmenter,
+    SegmentProfiler,
+    choose_k,
+    describe_segments,
+    name_segments,
+)
+from tests.ml import single_threaded  # noqa: F401 - autouse fixture
+
+
+def _blobs(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Four well separated groups of customers; group g is worth about 10 * g."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0, 0, 0], [6, 0, 0], [0, 6, 0], [0, 0, 6]], dtype=float)
+    group = np.repeat(np.arange(4), [300, 200, 250, 150])
+    X = pd.DataFrame(centers[group] + rng.normal(0, 0.5, (900, 3)), columns=["a", "b", "c"])
+    return X, 10.0 * group + rng.normal(0, 1, 900)
+
+
+def test_k_is_chosen_by_silhouette_and_segment_1_is_the_most_valuable():
+    X, value = _blobs()
+    segmenter = Segmenter(k_range=(3, 6), random_state=0).fit(X, value)
+    assert segmenter.n_segments_ == 4
+    segments = segmenter.predict(X)
+    means = pd.Series(value).groupby(segments).mean()
+    assert means.index.tolist() == [1, 2, 3, 4]
+    assert means.is_monotonic_decreasing
+
+
+def test_segment_ids_are_stable_across_refits_on_the_same_data():
+    X, value = _blobs()
+    first = Segmenter(n_segments=4, random_state=7).fit(X, value).predict(X)
+    again = Segmenter(n_segments=4, random_state=7).fit(X, value).predict(X)
+    np.testing.assert_array_equal(first, again)
+
+
+def test_a_k_leaving_a_segment_below_the_minimum_share_loses_to_a_worse_silhouette():
+    silhouette = {3: 0.30, 4: 0.45, 5: 0.40}
+    min_share = {3: 0.20, 4: 0.01, 5: 0.05}
+    assert choose_k(silhouette, min_share, min_share=0.03) == 5
+
+
+def test_when_every_k_leaves_a_tiny_segment_the_largest_smallest_segment_wins():
+    assert choose_k({3: 0.5, 4: 0.6}, {3: 0.02, 4: 0.01}, min_share=0.03) == 3
+
+
+def _profile_frame(rows: dict[str, list[float]]) -> pd.DataFrame:
+    n = len(next(iter(rows.values())))
+    frame = pd.DataFrame({f: np.ones(n) for f in PROFILE_FEATURES} | rows)
+    frame["days_since_last_order_was_missing"] = rows.get("never", np.zeros(n))
+    return frame
+
+
+def test_profiles_skip_imputed_values_and_streaming_equals_one_batch():
+    raw = _profile_frame(
+        {
+            "days_since_last_order": [10.0, 30.0, 97.0, 200.0],
+            "revenue": [100.0, 300.0, 0.0, 600.0],
+            "never": [0.0, 0.0, 1.0, 0.0],
+        }
+    )
+    segments, proba = np.array([1, 1, 2, 2]), np.array([0.9, 0.7, 0.2, 0.4])
+    whole = SegmentProfiler()
+    whole.update(segments, raw, proba)
+    streamed = SegmentProfiler()
+    streamed.update(segments[:3], raw.iloc[:3], proba[:3])
+    streamed.update(segments[3:], raw.iloc[3:], proba[3:])
+    profiles = whole.profiles()
+    pd.testing.assert_frame_equal(profiles, streamed.profiles())
+    assert profiles.loc[2, "mean_days_since_last_order"] == 200.0  # the imputed 97 is skipped
+    assert profiles.loc[1, "revenue_share"] == pytest.approx(0.4)
+    assert profiles.loc[1, "mean_purchase_probability"] == pytest.approx(0.8)
+    assert profiles.loc[2, "never_ordered_share"] == 0.5
+
+
+def _named(rows: dict[str, list[float]]) -> dict[int, tuple[str, str]]:
+    raw = _profile_frame(rows)
+    profiler = SegmentProfiler()
+    profiler.update(np.arange(1, len(raw) + 1), raw, np.full(len(raw), 0.5))
+    return name_segments(profiler.profiles(), profiler.population_moments())
+
+
+def test_names_follow_the_profile():
+    names = _named(
+        {
+            "revenue": [5000.0, 4000.0, 100.0, 100.0, 100.0],
+            "n_orders_365d": [20.0, 1.0, 1.0, 1.0, 1.0],
+            "days_since_last_order": [5.0, 300.0, 60.0, 60.0, 60.0],
+            "discount_share": [0.0, 0.0, 0.9, 0.0, 0.0],
+            "n_product_views_90d": [1.0, 1.0, 1.0, 80.0, 1.0],
+            "n_sessions_90d": [5.0, 0.0, 1.0, 1.0, 1.0],
+        }
+    )
+    assert names[1][0] == "High-value loyal"
+    assert names[2][0] == "At-risk big spenders"
+    assert names[3][0] == "Bargain hunters"
+    assert names[4][0] == "Window shoppers"
+
+
+def test_every_segment_gets_a_unique_name_and_a_one_line_description():
+    rng = np.random.default_rng(3)
+    n = len(ARCHETYPES) + 2  # more segments than archetypes
+    names = _named({f: list(rng.uniform(1, 100, n)) for f in PROFILE_FEATURES})
+    assert len({name for name, _ in names.values()}) == n
+    raw = _profile_frame({"revenue": list(rng.uniform(1, 100, n))})
+    profiler = SegmentProfiler()
+    profiler.update(np.arange(1, n + 1), raw, np.full(n, 0.5))
+    described = describe_segments(profiler.profiles(), names)
+    assert described["segment_name"].is_unique
+    assert all("\n" not in text and "customers (" in text for text in described["description"])

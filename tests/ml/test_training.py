@@ -1,0 +1,123 @@
+from dataclasses import replace
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from ml.errors import SegmartError
+from ml.training import MODEL_RUNS_TABLE, TrainOptions, train
+from tests.ml import (
+    settings_for,
+    single_threaded,  # noqa: F401 - autouse fixture
+    synthetic_marts,
+    synthetic_warehouse,
+    table_names,
+    write_warehouse,
+)
+
+FAST = TrainOptions(algorithm="logistic_regression", n_threads=1)
+
+
+def _assert_nothing_written(settings) -> None:
+    assert not settings.models_dir.exists() or not any(settings.models_dir.iterdir())
+    if settings.warehouse.exists():
+        assert not {name for name in table_names(settings.warehouse) if name.startswith("pre")}
+
+
+@pytest.mark.parametrize(
+    ("marts", "options", "message"),
+    [
+        ({"n_customers": 150}, FAST, r"\d+ buyers and \d+ non-buyers; at least 100 of each"),
+        ({"buy_rate_shift": 60.0}, FAST, "a single class"),
+        ({"buy_rate_shift": -60.0}, FAST, "a single class"),
+        ({"n_snapshots": 1}, FAST, "holds a single snapshot"),
+        ({}, replace(FAST, n_segments=100_000), "cannot segment 800 customers into 100000"),
+    ],
+    ids=["too-few-per-class", "all-buyers", "no-buyers", "one-snapshot", "too-many-segments"],
+)
+def test_a_gate_refuses_with_one_line_and_writes_nothing(tmp_path, marts, options, message):
+    settings = settings_for(tmp_path)
+    synthetic_warehouse(settings.warehouse, **marts)
+    with pytest.raises(SegmartError, match=message) as error:
+        train(settings, options)
+    assert "\n" not in str(error.value)
+    _assert_nothing_written(settings)
+
+
+def test_a_missing_training_table_says_to_run_build(tmp_path):
+    settings = settings_for(tmp_path)
+    write_warehouse(settings.warehouse, {"core.customers": pa.table({"customer_id": ["a"]})})
+    with pytest.raises(SegmartError, match=r"ml\.training_examples is missing.*segmart build"):
+        train(settings, FAST)
+    _assert_nothing_written(settings)
+
+
+def test_training_examples_built_for_another_horizon_are_refused(tmp_path):
+    settings = replace(settings_for(tmp_path), horizon_days=60)
+    synthetic_warehouse(settings.warehouse)
+    with pytest.raises(SegmartError, match="90-day horizon, not 60: rebuild"):
+        train(settings, FAST)
+    _assert_nothing_written(settings)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    settings = settings_for(tmp_path_factory.mktemp("training"))
+    synthetic_warehouse(settings.warehouse)
+    lines: list[str] = []
+    return (
+        settings,
+        train(settings, replace(FAST, algorithm="hist_gradient_boosting"), lines.append),
+        lines,
+    )
+
+
+def test_training_saves_the_model_and_appends_a_run_row(trained):
+    settings, report, lines = trained
+    assert (settings.models_dir / report.model_id / "model.skops").is_file()
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        runs = con.sql(f"select * from {MODEL_RUNS_TABLE}").fetchdf()
+    assert runs["model_id"].tolist() == [report.model_id]
+    assert runs.loc[0, "roc_auc"] == pytest.approx(report.metrics["roc_auc"])
+    assert runs.loc[0, "artifact_sha256"] == report.metadata.artifact_sha256
+    assert any(line.startswith("fitting 3 hist_gradient_boosting candidates") for line in lines)
+
+
+def test_metadata_records_what_the_model_was_trained_on(trained):
+    _, report, _ = trained
+    meta = report.metadata
+    assert meta.as_of == "2025-10-01" and meta.horizon_days == 90
+    assert meta.snapshots == ("2025-05-04", "2025-06-03", "2025-07-03")
+    assert meta.validation_snapshot == "2025-07-03"
+    assert meta.feature_stats_id == "stats-abc123"
+    assert meta.column_dtypes["is_marketing_opt_in"] == "INTEGER"
+    assert len(meta.training_data_sha256) == 64
+    assert {"scikit-learn", "duckdb", "skops"} <= set(meta.library_versions)
+    assert meta.n_training_rows == 2_400 and 300 < meta.n_validation_rows < 500
+
+
+def test_the_report_compares_the_model_with_every_baseline(trained):
+    _, report, _ = trained
+    text = report.to_markdown()
+    for name in ("recency", "frequency", "bought_last_horizon"):
+        assert f"| baseline: {name} |" in text
+    assert "ROC-AUC margin over the best baseline" in text
+    assert "## Segments" in text and "## Top features" in text
+    assert report.margins["bought_last_horizon"] > 0
+
+
+def test_the_training_sample_keeps_or_drops_whole_customers(tmp_path):
+    settings = settings_for(tmp_path)
+    training, features = synthetic_marts(n_customers=800, n_snapshots=3)
+    write_warehouse(
+        settings.warehouse, {"ml.training_examples": training, "ml.customer_features": features}
+    )
+    report = train(settings, replace(FAST, max_training_rows=1_800))
+    rows = report.metadata.n_training_rows
+    assert 1_200 < rows < 2_400
+    assert rows % 3 == 0  # every kept customer brings all three snapshots
+    again = train(settings, replace(FAST, max_training_rows=1_800))
+    assert again.metadata.training_data_sha256 == report.metadata.training_data_sha256
+    assert again.model_id != report.model_id
+    assert np.isclose(again.metrics["roc_auc"], report.metrics["roc_auc"])
