@@ -22,6 +22,18 @@
     from {{ stats_relation }}
 {% endmacro %}
 
+{#- Sums of doubles in the same bits whatever order DuckDB's threads add the rows in: each row
+    rounded to 1e-16 and summed exactly as a decimal (values up to 1e22). A plain avg() or
+    stddev_pop() is not associative, so two builds of the same data differed in the last bit,
+    and so did feature_stats_id and the model's training_data_sha256. -#}
+{% macro exact_sum(expression) -%}
+    cast(sum(cast({{ expression }} as decimal(38, 16))) as double)
+{%- endmacro %}
+
+{% macro exact_mean(expression) -%}
+    ({{ exact_sum(expression) }} / nullif(count({{ expression }}), 0))
+{%- endmacro %}
+
 {% macro log1p_if(expression, apply) -%}
     {%- if apply -%}ln(1 + {{ expression }}){%- else -%}{{ expression }}{%- endif -%}
 {%- endmacro %}

@@ -53,8 +53,11 @@ impute_values as (
     select
         {% for feature in feature_catalog() %}
         -- A feature never observed in training imputes 0 (SimpleImputer keep_empty_features=True).
-        coalesce({{ strategy if strategy == 'median' else 'avg' }}({{ feature.name }}), 0)
-            as {{ feature.name }},
+        coalesce(
+            {% if strategy == 'median' %}median({{ feature.name }})
+            {%- else %}{{ exact_mean(feature.name) }}{% endif %},
+            0
+        ) as {{ feature.name }},
         {% endfor %}
         count(*) as n_rows,
     from training_population
@@ -76,17 +79,33 @@ transformed as (
 
 ),
 
+means as (
+
+    select
+        {%- for feature in feature_catalog() %}
+        {{ exact_mean(feature.name) }} as {{ feature.name }},
+        {%- endfor %}
+    from transformed
+
+),
+
+-- Two passes (mean, then squared deviations), both summed exactly: see exact_sum.
 moments as (
 
     select
         {%- for feature in feature_catalog() %}
-        avg({{ feature.name }}) as {{ feature.name }}__mean,
-        stddev_pop({{ feature.name }}) as {{ feature.name }}__std_pop,
-        stddev_samp({{ feature.name }}) as {{ feature.name }}__std_samp,
-        min({{ feature.name }}) as {{ feature.name }}__min,
-        max({{ feature.name }}) as {{ feature.name }}__max,
+        {%- set deviation = 'power(transformed.' ~ feature.name
+            ~ ' - means.' ~ feature.name ~ ', 2)' %}
+        any_value(means.{{ feature.name }}) as {{ feature.name }}__mean,
+        sqrt({{ exact_sum(deviation) }} / nullif(count(transformed.{{ feature.name }}), 0))
+            as {{ feature.name }}__std_pop,
+        sqrt({{ exact_sum(deviation) }} / nullif(count(transformed.{{ feature.name }}) - 1, 0))
+            as {{ feature.name }}__std_samp,
+        min(transformed.{{ feature.name }}) as {{ feature.name }}__min,
+        max(transformed.{{ feature.name }}) as {{ feature.name }}__max,
         {%- endfor %}
     from transformed
+    cross join means
 
 ),
 -- noqa: enable=LT02
