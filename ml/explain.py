@@ -54,16 +54,22 @@ def permutation_importances(
         shuffled together), most important first.
     """
     rows = _sample(len(y), max_rows, random_state)
-    sample, labels = X.iloc[rows].reset_index(drop=True), y[rows]
-    baseline = roc_auc_score(labels, estimator.predict_proba(sample)[:, 1])
+    values, labels = X.to_numpy(np.float64)[rows], y[rows]
+
+    def auc_of(matrix: np.ndarray) -> float:
+        frame = pd.DataFrame(matrix, columns=X.columns, copy=False)
+        return roc_auc_score(labels, estimator.predict_proba(frame)[:, 1])
+
+    baseline = auc_of(values)
     rng = np.random.default_rng(random_state)
     records = []
     for feature, columns in feature_groups(X.columns).items():
+        positions = [X.columns.get_loc(column) for column in columns]
         drops = []
         for _ in range(n_repeats):
-            shuffled = sample.copy()
-            shuffled[columns] = sample[columns].to_numpy()[rng.permutation(len(sample))]
-            drops.append(baseline - roc_auc_score(labels, estimator.predict_proba(shuffled)[:, 1]))
+            shuffled = values.copy()
+            shuffled[:, positions] = values[rng.permutation(len(values))][:, positions]
+            drops.append(baseline - auc_of(shuffled))
         records.append((feature, float(np.mean(drops)), float(np.std(drops)), columns))
     table = pd.DataFrame(records, columns=["feature", "importance", "importance_std", "columns"])
     return table.sort_values(["importance", "feature"], ascending=[False, True], ignore_index=True)

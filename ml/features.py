@@ -95,12 +95,12 @@ def model_matrix(data: ArrowData | pd.DataFrame, columns: Iterable[str]) -> pd.D
     columns = list(columns)
     if isinstance(data, pd.DataFrame):
         return data[columns].astype(np.float64)
-    # One float64 block straight from Arrow: cheaper than going through mixed-dtype pandas.
-    arrays = [
-        data.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False) for name in columns
-    ]
-    matrix = np.column_stack(arrays) if arrays else np.empty((data.num_rows, 0))
-    return pd.DataFrame(matrix, columns=columns)
+    # One column-major float64 block filled straight from Arrow and handed to pandas without a
+    # copy: cheaper than going through mixed-dtype pandas.
+    matrix = np.empty((data.num_rows, len(columns)), dtype=np.float64, order="F")
+    for position, name in enumerate(columns):
+        matrix[:, position] = data.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return pd.DataFrame(matrix, columns=columns, copy=False)
 
 
 def to_frame(data: ArrowData, columns: Iterable[str]) -> pd.DataFrame:

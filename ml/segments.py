@@ -86,8 +86,8 @@ class Segmenter(BaseEstimator):
         n_segments: int | None = None,
         k_range: tuple[int, int] = (3, 10),
         min_share: float = 0.03,
-        fit_sample_size: int = 20_000,
-        silhouette_sample_size: int = 4_000,
+        fit_sample_size: int = 10_000,
+        silhouette_sample_size: int = 3_000,
         random_state: int = 0,
     ) -> None:
         self.n_segments = n_segments

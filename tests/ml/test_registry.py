@@ -25,7 +25,9 @@ from tests.ml import (
 def trained(tmp_path_factory):
     settings = settings_for(tmp_path_factory.mktemp("registry"))
     synthetic_warehouse(settings.warehouse)
-    return train(settings, TrainOptions(algorithm="logistic_regression", n_threads=1))
+    return train(
+        settings, TrainOptions(algorithm="logistic_regression", n_segments=3, n_threads=1)
+    )
 
 
 @pytest.fixture

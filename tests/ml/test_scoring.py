@@ -26,7 +26,7 @@ from tests.ml import (
 def trained(tmp_path_factory):
     settings = settings_for(tmp_path_factory.mktemp("scoring"))
     synthetic_warehouse(settings.warehouse)
-    train(settings, TrainOptions(algorithm="logistic_regression", n_threads=1))
+    train(settings, TrainOptions(algorithm="logistic_regression", n_segments=3, n_threads=1))
     return settings
 
 

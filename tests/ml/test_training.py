@@ -16,7 +16,8 @@ from tests.ml import (
     write_warehouse,
 )
 
-FAST = TrainOptions(algorithm="logistic_regression", n_threads=1)
+# Three segments skip the search over k, which test_segments covers.
+FAST = TrainOptions(algorithm="logistic_regression", n_segments=3, n_threads=1)
 
 
 def _assert_nothing_written(settings) -> None:
