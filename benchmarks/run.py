@@ -1059,6 +1059,14 @@ def markdown(results: dict) -> str:
             else:
                 cells += ["-", "-"]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    notes = [
+        f"- {s} {STAGE_LABELS[name].format(scale='')}: {stage['note']}"
+        for s in order
+        for name, stage in sizes[s]["stages"].items()
+        if stage.get("note") and name in STAGE_LABELS
+    ] + [f"- {note}" for note in results.get("notes", [])]
+    if notes:
+        lines += ["", *notes]
     lines += [
         "",
         "## segmart build against the references",
@@ -1191,7 +1199,9 @@ def summarize(paths: Sequence[Path]) -> dict:
             into["dbt_nodes"] = value.get("dbt_nodes") or into.get("dbt_nodes", [])
             into["score_scale"] = value.get("score_scale") or into.get("score_scale")
             into["row_counts"] = value.get("row_counts") or into.get("row_counts", {})
+        notes = [*merged.get("notes", []), *results.get("notes", [])]
         merged |= {k: v for k, v in results.items() if k != "sizes"}
+        merged["notes"] = notes
     merged.setdefault("finished_at", merged.get("started_at", ""))
     merged["sizes"] = dict(sorted(merged["sizes"].items(), key=lambda kv: SIZES[kv[0]]))
     merged["targets"] = targets(merged)
