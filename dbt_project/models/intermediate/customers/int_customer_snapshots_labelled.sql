@@ -1,3 +1,6 @@
+{#- A table: several models and tests read it; as a view each re-aggregated the raw rows. -#}
+{{ config(materialized='table') }}
+
 {#- Labels look only at [snapshot, snapshot + horizon): the first day of the window is label,
     never feature (features use activity strictly before the snapshot). -#}
 

@@ -1,3 +1,6 @@
+{#- A table: several models and tests read it; as a view each re-aggregated the raw rows. -#}
+{{ config(materialized='table') }}
+
 with
 
 orders as (
