@@ -36,6 +36,20 @@ SCORES_TABLE = "predictions.customer_scores"
 PROFILES_TABLE = "predictions.segment_profiles"
 DRIFT_TABLE = "predictions.feature_drift"
 
+_SPOOL_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("as_of", pa.date32()),
+        ("model_id", pa.string()),
+        ("purchase_probability", pa.float64()),
+        ("segment_id", pa.int32()),
+        ("segment_name", pa.string()),
+        ("reason_1", pa.string()),
+        ("reason_2", pa.string()),
+        ("reason_3", pa.string()),
+    ]
+)
+
 _RANKED_SCORES_SQL = """
 select
     customer_id,
@@ -223,10 +237,10 @@ def _score_to_spool(
 ) -> _Accumulated:
     profiler, counts, n_customers, as_of = SegmentProfiler(), None, 0, None
     drift_columns = list(model.drift.feature_names_in_)
-    with pq.ParquetWriter(spool, _spool_schema()) as writer:
+    with pq.ParquetWriter(spool, _SPOOL_SCHEMA) as writer:
         for batch in batches:
             scores, frame = score_batch(model, batch)
-            writer.write_table(scores.cast(_spool_schema()))
+            writer.write_table(scores.cast(_SPOOL_SCHEMA))
             profiler.update(
                 scores.column("segment_id").to_numpy(),
                 frame,
@@ -236,22 +250,6 @@ def _score_to_spool(
             n_customers += batch.num_rows
             as_of = as_of or batch.column("as_of")[0].as_py()
     return _Accumulated(n_customers, as_of, profiler, counts)
-
-
-def _spool_schema() -> pa.Schema:
-    return pa.schema(
-        [
-            ("customer_id", pa.string()),
-            ("as_of", pa.date32()),
-            ("model_id", pa.string()),
-            ("purchase_probability", pa.float64()),
-            ("segment_id", pa.int32()),
-            ("segment_name", pa.string()),
-            ("reason_1", pa.string()),
-            ("reason_2", pa.string()),
-            ("reason_3", pa.string()),
-        ]
-    )
 
 
 def _with_run_columns(table: pd.DataFrame, model_id: str, as_of: date) -> pa.Table:
