@@ -45,7 +45,8 @@ aggregated_to_audiences as (
         count(*) filter (where is_selected and is_control) as n_control,
         sum(expected_value) filter (where is_selected and not is_control)
             as expected_value_treatment,
-        avg(purchase_probability) filter (where is_selected) as mean_purchase_probability,
+        {{ exact_mean('case when is_selected then purchase_probability end') }}
+            as mean_purchase_probability,
     from audience_candidates
     group by audience
 
