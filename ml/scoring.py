@@ -313,7 +313,11 @@ def score(
             raise SegmartError(f"{FEATURES_TABLE} is empty: load customers and rebuild")
         check_compatible(meta, mart_dtypes, stats)
         columns = ["customer_id", "as_of", *scorer_columns(meta)]
-        batches = warehouse.iter_batches(con, FEATURES_TABLE, batch_size, columns=columns)
+        # In key order: the segment profiles are float sums over batches, and the same rows in
+        # another order would give other last bits from run to run.
+        batches = warehouse.iter_batches(
+            con, FEATURES_TABLE, batch_size, order_by="customer_id", columns=columns
+        )
         with tempfile.TemporaryDirectory(dir=settings.warehouse.parent) as spool_dir:
             spool = Path(spool_dir) / "scores.parquet"
             with threadpool_limits(limits=n_threads):
