@@ -8,6 +8,7 @@ customer_id) while the three result tables are replaced in one transaction.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -318,7 +319,14 @@ def score(
         batches = warehouse.iter_batches(
             con, FEATURES_TABLE, batch_size, order_by="customer_id", columns=columns
         )
-        with tempfile.TemporaryDirectory(dir=settings.warehouse.parent) as spool_dir:
+        # A score job killed mid-way leaves its spool behind. This one holds the warehouse's
+        # write lock, so no other job of this warehouse is using one: clear them.
+        spool_prefix = f".{settings.warehouse.name}.score-spool-"
+        for stale in settings.warehouse.parent.glob(f"{spool_prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(
+            dir=settings.warehouse.parent, prefix=spool_prefix
+        ) as spool_dir:
             spool = Path(spool_dir) / "scores.parquet"
             with threadpool_limits(limits=n_threads):
                 done = _score_to_spool(model, batches, spool)

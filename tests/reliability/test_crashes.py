@@ -3,9 +3,10 @@ while dbt builds, leave BI on the last good tables and the next run completes.
 
 Kill points are detected from the outside, without hooks in the code:
 
-- scoring is under way while its spool directory (a temporary directory next to the warehouse)
-  exists: it is created after the model is loaded and removed after the predictions.* tables
-  were replaced, in one transaction;
+- scoring is under way while its spool directory (`.<warehouse>.score-spool-*`, next to the
+  warehouse) exists: it is created after the model is loaded and removed after the
+  predictions.* tables were replaced, in one transaction (a killed job's spool is cleared by
+  the next score);
 - dbt is building models when it writes their compiled SQL under its target directory
   (`<workspace>/dbt-target/run/`), which happens as each model starts.
 
@@ -66,9 +67,9 @@ def test_killed_scoring_and_a_killed_build_leave_bi_whole_and_the_next_run_compl
     with duckdb.connect(str(last_good.warehouse)) as con:
         for table in predictions:
             con.execute(f"update predictions.{table} set model_id = 'before-the-kill'")
-    spools_before = set(last_good.root.glob("tmp*"))
+    spools = f".{last_good.warehouse.name}.score-spool-*"
     score = last_good.popen("score", "--model", "latest", log=tmp_path / "kill-in-scoring.log")
-    _wait_for(lambda: bool(set(last_good.root.glob("tmp*")) - spools_before), score, "scoring")
+    _wait_for(lambda: any(last_good.root.glob(spools)), score, "scoring")
     kill_group(score)
     assert published.read_bytes() == before_bytes
     with duckdb.connect(str(last_good.warehouse), read_only=True) as con:
@@ -100,3 +101,6 @@ def test_killed_scoring_and_a_killed_build_leave_bi_whole_and_the_next_run_compl
     assert after.is_one_publication
     assert after.score_model != old_model
     assert digests(published) != before
+    # and nothing the killed jobs left behind remains: no score spool, no half-published copy
+    assert not list(last_good.root.glob(spools))
+    assert not list(published.parent.glob(f".{published.name}.*.tmp"))
