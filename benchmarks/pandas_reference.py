@@ -45,6 +45,9 @@ FEATURES: tuple[tuple[str, bool, bool], ...] = (
     ("avg_order_value", True, True),
     ("tenure_days", False, False),
     ("avg_days_between_orders", False, True),
+    ("n_orders_prev_90d", True, False),
+    ("order_rate_trend_90d", True, True),
+    ("recency_to_gap_ratio", True, True),
     ("avg_items_per_order", True, True),
     ("n_distinct_categories", False, False),
     ("top_category_share", False, True),
@@ -90,6 +93,7 @@ class Shop:
     """The cleaned shop: what the staging models hold, restricted to what features need."""
 
     customers: pd.DataFrame
+    customer_versions: pd.DataFrame
     orders: pd.DataFrame
     items: pd.DataFrame
     events: pd.DataFrame
@@ -159,11 +163,11 @@ def clean_shop(raw_dir: Path, loaded_at: datetime | None = None) -> Shop:
         & (customers.created_at <= loaded_at)
         & (customers.created_at >= MIN_VALID_DATE)
     ].copy()
-    customers["updated_at"] = customers.updated_at.fillna(customers.created_at)
-    # Re-loads repeat a customer: the latest updated_at wins.
-    customers = customers.sort_values(
-        ["customer_id", "updated_at"], ascending=[True, False]
-    ).drop_duplicates("customer_id")
+    # A re-load with a new updated_at is a new version of the profile, in force from then on.
+    customers["valid_from"] = customers.updated_at.fillna(customers.created_at)
+    customers = customers.sort_values(["customer_id", "valid_from"]).drop_duplicates(
+        ["customer_id", "valid_from"]
+    )
     customers["gender"] = _vocabulary_value(customers.gender, vocabulary["gender"])
     customers["region"] = _vocabulary_value(customers.region, vocabulary["region"])
     customers["acquisition_channel"] = _vocabulary_value(
@@ -177,7 +181,11 @@ def clean_shop(raw_dir: Path, loaded_at: datetime | None = None) -> Shop:
         & (birth_date >= pd.Timestamp("1900-01-01"))
     )
     customers["is_marketing_opt_in"] = customers.marketing_opt_in.fillna(False).astype(bool)
-    customers = customers.drop(columns=["updated_at", "marketing_opt_in"])
+    customer_versions = customers.drop(columns=["created_at", "updated_at", "marketing_opt_in"])
+    # Population and tenure go by the latest version.
+    customers = customers.drop_duplicates("customer_id", keep="last")[
+        ["customer_id", "created_at"]
+    ]
 
     orders = _read(
         raw_dir,
@@ -286,6 +294,7 @@ def clean_shop(raw_dir: Path, loaded_at: datetime | None = None) -> Shop:
 
     return Shop(
         customers=customers,
+        customer_versions=customer_versions,
         orders=orders,
         items=items,
         events=events,
@@ -327,6 +336,9 @@ def features_at(shop: Shop, snapshot_on: pd.Timestamp) -> pd.DataFrame:
     """Raw features of every customer created before snapshot_on, from activity before it."""
     days = pd.Timedelta(days=1)
     population = shop.customers[shop.customers.created_at < snapshot_on]
+    # The profile in force before the snapshot: the latest version written before it, if any.
+    versions = shop.customer_versions[shop.customer_versions.valid_from < snapshot_on]
+    profiles = versions.drop_duplicates("customer_id", keep="last").set_index("customer_id")
 
     orders = shop.orders[shop.orders.ordered_on < snapshot_on]
     age = (snapshot_on - orders.ordered_on).dt.days
@@ -336,6 +348,7 @@ def features_at(shop: Shop, snapshot_on: pd.Timestamp) -> pd.DataFrame:
             in_30d=age <= 30,
             in_90d=age <= 90,
             in_365d=age <= 365,
+            in_prev_90d=(age > 90) & (age <= 180),
             revenue_90d=orders.order_total.where(age <= 90, 0.0),
             settled=settled,
             settled_cancelled=settled & (orders.status == "cancelled"),
@@ -347,6 +360,7 @@ def features_at(shop: Shop, snapshot_on: pd.Timestamp) -> pd.DataFrame:
             n_orders_30d=("in_30d", "sum"),
             n_orders_90d=("in_90d", "sum"),
             n_orders_365d=("in_365d", "sum"),
+            n_orders_prev_90d=("in_prev_90d", "sum"),
             revenue=("order_total", "sum"),
             revenue_90d=("revenue_90d", "sum"),
             discount_value=("discount_total", "sum"),
@@ -404,6 +418,7 @@ def features_at(shop: Shop, snapshot_on: pd.Timestamp) -> pd.DataFrame:
 
     frame = (
         population.set_index("customer_id")
+        .join(profiles.drop(columns="valid_from"))
         .join(order_history)
         .join(category_history)
         .join(visit_history)
@@ -413,6 +428,8 @@ def features_at(shop: Shop, snapshot_on: pd.Timestamp) -> pd.DataFrame:
     n_orders_90d = frame.n_orders_90d.fillna(0)
     n_add_to_cart_90d = frame.n_add_to_cart_90d.fillna(0)
     n_touches_90d = frame.n_touches_90d.fillna(0)
+    tenure_days = (snapshot_on - frame.created_at.dt.floor("D")).dt.days
+    days_ordering = (frame.last_ordered_on - frame.first_ordered_on).dt.days
     features = pd.DataFrame(
         {
             "snapshot_on": snapshot_on,
@@ -424,9 +441,17 @@ def features_at(shop: Shop, snapshot_on: pd.Timestamp) -> pd.DataFrame:
             "revenue": frame.revenue.fillna(0.0),
             "revenue_90d": frame.revenue_90d.fillna(0.0),
             "avg_order_value": frame.revenue / frame.n_orders,
-            "tenure_days": (snapshot_on - frame.created_at.dt.floor("D")).dt.days,
-            "avg_days_between_orders": (
-                (frame.last_ordered_on - frame.first_ordered_on).dt.days / (frame.n_orders - 1)
+            "tenure_days": tenure_days,
+            "avg_days_between_orders": (days_ordering / (frame.n_orders - 1)).where(
+                frame.n_orders >= 2
+            ),
+            "n_orders_prev_90d": frame.n_orders_prev_90d.fillna(0),
+            "order_rate_trend_90d": (n_orders_90d / np.minimum(tenure_days, 90))
+            / (frame.n_orders / tenure_days),
+            "recency_to_gap_ratio": (
+                (snapshot_on - frame.last_ordered_on).dt.days
+                * (frame.n_orders - 1)
+                / days_ordering.where(days_ordering > 0)
             ).where(frame.n_orders >= 2),
             "avg_items_per_order": frame.n_units
             / frame.n_orders_with_items.where(frame.n_orders_with_items != 0),
@@ -457,7 +482,7 @@ def features_at(shop: Shop, snapshot_on: pd.Timestamp) -> pd.DataFrame:
     features["gender"] = frame.gender.fillna("unknown")
     features["region"] = frame.region.fillna("unknown")
     features["acquisition_channel"] = frame.acquisition_channel.fillna("unknown")
-    features["is_marketing_opt_in"] = frame.is_marketing_opt_in
+    features["is_marketing_opt_in"] = frame.is_marketing_opt_in.fillna(False).astype(bool)
     return features.reset_index()
 
 

@@ -33,7 +33,7 @@ customers_valid as (
     select
         customers.customer_id,
         customers.created_at,
-        coalesce(customers.updated_at, customers.created_at) as updated_at,
+        coalesce(customers.updated_at, customers.created_at) as valid_from,
         customers.birth_date,
         customers.income,
         coalesce(customers.marketing_opt_in, false) as is_marketing_opt_in,
@@ -65,12 +65,15 @@ customers_valid as (
 
 ),
 
--- Re-loads repeat a customer: the latest updated_at wins; impossible values count as missing.
-customers as (
+-- A re-load with a new updated_at is a new version of the profile, in force until the next one;
+-- impossible values count as missing.
+customer_versions as (
 
     select
         customer_id,
         created_at,
+        valid_from,
+        lead(valid_from) over (partition by customer_id order by valid_from) as valid_to,
         case
             when birth_date <= cast(created_at as date) and birth_date >= date '1900-01-01'
                 then birth_date
@@ -81,7 +84,18 @@ customers as (
         acquisition_channel,
         is_marketing_opt_in,
     from customers_valid
-    qualify row_number() over (partition by customer_id order by updated_at desc) = 1
+    qualify row_number() over (partition by customer_id, valid_from) = 1
+
+),
+
+-- Population and tenure go by the latest version.
+customers as (
+
+    select
+        customer_id,
+        created_at,
+    from customer_versions
+    where valid_to is null
 
 ),
 
@@ -339,15 +353,27 @@ touch_days as (
 
 ),
 
+-- The profile is the version in force before the snapshot (none yet: missing).
 population as (
 
     select
-        customers.*,
+        customers.customer_id,
         snapshot_dates.snapshot_on,
         snapshot_dates.is_training,
+        snapshot_dates.snapshot_on - cast(customers.created_at as date) as tenure_days,
+        profiles.birth_date,
+        profiles.income,
+        profiles.gender,
+        profiles.region,
+        profiles.acquisition_channel,
+        coalesce(profiles.is_marketing_opt_in, false) as is_marketing_opt_in,
     from customers
     inner join snapshot_dates
         on customers.created_at < snapshot_dates.snapshot_on
+    left join customer_versions as profiles
+        on customers.customer_id = profiles.customer_id
+        and profiles.valid_from < snapshot_dates.snapshot_on
+        and (profiles.valid_to is null or profiles.valid_to >= snapshot_dates.snapshot_on)
 
 ),
 
@@ -366,6 +392,12 @@ order_history as (
         sum(order_days.n_orders)
             filter (where order_days.activity_on >= snapshot_dates.snapshot_on - 365)
             as n_orders_365d,
+        sum(order_days.n_orders)
+            filter (
+                where order_days.activity_on >= snapshot_dates.snapshot_on - 180
+                and order_days.activity_on < snapshot_dates.snapshot_on - 90
+            )
+            as n_orders_prev_90d,
         sum(order_days.order_value) as revenue,
         sum(order_days.order_value)
             filter (where order_days.activity_on >= snapshot_dates.snapshot_on - 90)
@@ -502,13 +534,22 @@ featurized as (
         cast(coalesce(order_history.revenue, 0) as double) as revenue__raw,
         cast(coalesce(order_history.revenue_90d, 0) as double) as revenue_90d__raw,
         cast(order_history.revenue / order_history.n_orders as double) as avg_order_value__raw,
-        cast(population.snapshot_on - cast(population.created_at as date) as double)
-            as tenure_days__raw,
+        cast(population.tenure_days as double) as tenure_days__raw,
         case
             when order_history.n_orders >= 2
                 then (order_history.last_ordered_on - order_history.first_ordered_on)
                 / (order_history.n_orders - 1)
         end as avg_days_between_orders__raw,
+        cast(coalesce(order_history.n_orders_prev_90d, 0) as double) as n_orders_prev_90d__raw,
+        (coalesce(order_history.n_orders_90d, 0) / least(population.tenure_days, 90))
+            / (order_history.n_orders / population.tenure_days) as order_rate_trend_90d__raw,
+        case
+            when order_history.n_orders >= 2
+                and order_history.last_ordered_on > order_history.first_ordered_on
+                then (population.snapshot_on - order_history.last_ordered_on)
+                * (order_history.n_orders - 1)
+                / (order_history.last_ordered_on - order_history.first_ordered_on)
+        end as recency_to_gap_ratio__raw,
         order_history.n_units / nullif(order_history.n_orders_with_items, 0)
             as avg_items_per_order__raw,
         cast(coalesce(category_history.n_distinct_categories, 0) as double)
@@ -585,6 +626,9 @@ impute_values as (
         coalesce(avg(avg_order_value__raw), 0) as avg_order_value,
         coalesce(avg(tenure_days__raw), 0) as tenure_days,
         coalesce(avg(avg_days_between_orders__raw), 0) as avg_days_between_orders,
+        coalesce(avg(n_orders_prev_90d__raw), 0) as n_orders_prev_90d,
+        coalesce(avg(order_rate_trend_90d__raw), 0) as order_rate_trend_90d,
+        coalesce(avg(recency_to_gap_ratio__raw), 0) as recency_to_gap_ratio,
         coalesce(avg(avg_items_per_order__raw), 0) as avg_items_per_order,
         coalesce(avg(n_distinct_categories__raw), 0) as n_distinct_categories,
         coalesce(avg(top_category_share__raw), 0) as top_category_share,
@@ -622,6 +666,11 @@ imputed as (
         coalesce(tenure_days__raw, impute_values.tenure_days) as tenure_days,
         coalesce(avg_days_between_orders__raw, impute_values.avg_days_between_orders)
             as avg_days_between_orders,
+        coalesce(n_orders_prev_90d__raw, impute_values.n_orders_prev_90d) as n_orders_prev_90d,
+        coalesce(order_rate_trend_90d__raw, impute_values.order_rate_trend_90d)
+            as order_rate_trend_90d,
+        coalesce(recency_to_gap_ratio__raw, impute_values.recency_to_gap_ratio)
+            as recency_to_gap_ratio,
         coalesce(avg_items_per_order__raw, impute_values.avg_items_per_order)
             as avg_items_per_order,
         coalesce(n_distinct_categories__raw, impute_values.n_distinct_categories)
@@ -662,6 +711,9 @@ transformed as (
         ln(1 + avg_order_value) as avg_order_value__t,
         tenure_days as tenure_days__t,
         avg_days_between_orders as avg_days_between_orders__t,
+        ln(1 + n_orders_prev_90d) as n_orders_prev_90d__t,
+        ln(1 + order_rate_trend_90d) as order_rate_trend_90d__t,
+        ln(1 + recency_to_gap_ratio) as recency_to_gap_ratio__t,
         ln(1 + avg_items_per_order) as avg_items_per_order__t,
         n_distinct_categories as n_distinct_categories__t,
         top_category_share as top_category_share__t,
@@ -707,6 +759,14 @@ moments as (
         avg(avg_days_between_orders__t) as avg_days_between_orders__mean,
         coalesce(nullif(stddev_pop(avg_days_between_orders__t), 0), 1)
             as avg_days_between_orders__scale,
+        avg(n_orders_prev_90d__t) as n_orders_prev_90d__mean,
+        coalesce(nullif(stddev_pop(n_orders_prev_90d__t), 0), 1) as n_orders_prev_90d__scale,
+        avg(order_rate_trend_90d__t) as order_rate_trend_90d__mean,
+        coalesce(nullif(stddev_pop(order_rate_trend_90d__t), 0), 1)
+            as order_rate_trend_90d__scale,
+        avg(recency_to_gap_ratio__t) as recency_to_gap_ratio__mean,
+        coalesce(nullif(stddev_pop(recency_to_gap_ratio__t), 0), 1)
+            as recency_to_gap_ratio__scale,
         avg(avg_items_per_order__t) as avg_items_per_order__mean,
         coalesce(nullif(stddev_pop(avg_items_per_order__t), 0), 1) as avg_items_per_order__scale,
         avg(n_distinct_categories__t) as n_distinct_categories__mean,
@@ -766,6 +826,9 @@ preprocessed as (
         transformed.avg_order_value__raw,
         transformed.tenure_days__raw,
         transformed.avg_days_between_orders__raw,
+        transformed.n_orders_prev_90d__raw,
+        transformed.order_rate_trend_90d__raw,
+        transformed.recency_to_gap_ratio__raw,
         transformed.avg_items_per_order__raw,
         transformed.n_distinct_categories__raw,
         transformed.top_category_share__raw,
@@ -819,6 +882,17 @@ preprocessed as (
         (transformed.avg_days_between_orders__t - moments.avg_days_between_orders__mean)
             / moments.avg_days_between_orders__scale as avg_days_between_orders__scaled,
         transformed.avg_days_between_orders__raw is null as avg_days_between_orders_was_missing,
+        transformed.n_orders_prev_90d,
+        (transformed.n_orders_prev_90d__t - moments.n_orders_prev_90d__mean)
+            / moments.n_orders_prev_90d__scale as n_orders_prev_90d__scaled,
+        transformed.order_rate_trend_90d,
+        (transformed.order_rate_trend_90d__t - moments.order_rate_trend_90d__mean)
+            / moments.order_rate_trend_90d__scale as order_rate_trend_90d__scaled,
+        transformed.order_rate_trend_90d__raw is null as order_rate_trend_90d_was_missing,
+        transformed.recency_to_gap_ratio,
+        (transformed.recency_to_gap_ratio__t - moments.recency_to_gap_ratio__mean)
+            / moments.recency_to_gap_ratio__scale as recency_to_gap_ratio__scaled,
+        transformed.recency_to_gap_ratio__raw is null as recency_to_gap_ratio_was_missing,
         transformed.avg_items_per_order,
         (transformed.avg_items_per_order__t - moments.avg_items_per_order__mean)
             / moments.avg_items_per_order__scale as avg_items_per_order__scaled,

@@ -159,6 +159,17 @@ PHRASES: dict[str, Phrase] = {
     "avg_order_value": Phrase("average order value {}"),
     "tenure_days": Phrase("customer for {} days", one="signed up yesterday"),
     "avg_days_between_orders": Phrase("orders every {} days on average"),
+    "n_orders_prev_90d": Phrase(
+        "ordered {} times in the 90 days before the last 90",
+        zero="no order in the 90 days before the last 90",
+        one="ordered once in the 90 days before the last 90",
+    ),
+    "order_rate_trend_90d": Phrase(
+        "ordering at {}x the usual pace in the last 90 days",
+        unit="decimal",
+        zero="stopped ordering in the last 90 days",
+    ),
+    "recency_to_gap_ratio": Phrase("{}x the usual gap since the last order", unit="decimal"),
     "avg_items_per_order": Phrase("{} items per order on average", unit="decimal"),
     "n_distinct_categories": Phrase(
         "bought from {} categories", zero="no category bought yet", one="bought from 1 category"
@@ -211,7 +222,7 @@ def render(feature: str, values: np.ndarray, was_missing: np.ndarray) -> np.ndar
     phrase = PHRASES[feature]
     prefix, suffix = phrase.template.split("{}")
     text = np.strings.add(np.strings.add(prefix, _format_numbers(values, phrase.unit)), suffix)
-    rounded = np.rint(values) if phrase.unit == "count" else np.full(len(values), np.nan)
+    rounded = np.rint(values) if phrase.unit == "count" else values
     text = text.astype(object)
     for special, value in ((phrase.zero, 0), (phrase.one, 1)):
         if special is not None:

@@ -116,6 +116,52 @@ def test_warehouse_selector_builds_green_on_generated_data(built_warehouse_dir: 
     assert unreconciled == []
 
 
+def test_each_snapshot_sees_the_profile_written_before_it(
+    built_warehouse_dir: Path, generated_data: Path
+) -> None:
+    # Re-loaded customers change their income at updated_at: snapshots up to that day must see
+    # the first raw row's income, later ones the re-load's (a leak would show the re-load early).
+    raw_customers = generated_data / "raw" / "customers.parquet"
+    with duckdb.connect(str(built_warehouse_dir / "segmart.duckdb"), read_only=True) as con:
+        seen = con.execute(
+            f"""
+            with raw_versions as (
+                select
+                    customer_id,
+                    try_cast(income as double) as income,
+                    try_cast(updated_at as timestamp) as written_at,
+                from read_parquet('{raw_customers}')
+            ),
+            reloads as (
+                select
+                    customer_id,
+                    arg_min(income, written_at) as first_income,
+                    max(written_at) as reloaded_at,
+                    arg_max(income, written_at) as reloaded_income,
+                from raw_versions
+                group by customer_id
+                having count(*) = 2 and count(distinct written_at) = 2
+                    and bool_and(income between 0 and 1e6)
+                    and count(distinct income) = 2
+            )
+            select
+                features.snapshot_on > reloads.reloaded_at as is_after_reload,
+                count(*) as n,
+                count(*) filter (where features.income = reloads.first_income) as n_first,
+                count(*) filter (where features.income = reloads.reloaded_income) as n_reloaded,
+            from intermediate.int_customer_snapshots_featurized as features
+            inner join reloads using (customer_id)
+            group by all
+            order by is_after_reload
+            """
+        ).fetchall()
+    (before, n_before, first_before, _), (after, n_after, _, reloaded_after) = seen
+    assert not before and after
+    assert n_before > 10 and n_after > 10
+    assert first_before == n_before
+    assert reloaded_after == n_after
+
+
 def test_customers_and_orders_alone_build_green_and_produce_features(
     minimal_warehouse: Path,
 ) -> None:

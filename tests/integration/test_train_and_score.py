@@ -32,7 +32,10 @@ pytestmark = pytest.mark.integration
 # decline, which the oracle knows exactly; that gap, not sampling noise, dominates. Measured on
 # generated shops of 5k and 20k customers (seed 1): oracle 0.961, model 0.904-0.905, the same gap
 # at both sizes; the same gradient boosting given the true latent rate as an extra feature
-# reaches 0.934, and with the decline flag too 0.950. The sampling standard error of the AUC
+# reaches 0.934, and with the decline flag too 0.950. Trend features (orders 90-180 days back,
+# recent over lifetime order rate, recency over the usual gap) moved the 20k demo shop (seed 42)
+# from 0.910 to 0.911 against an oracle of 0.963; lifetime order rates and 365-day browsing
+# added in an experiment moved it by less than 0.001. The sampling standard error of the AUC
 # difference at ~4k customers is about 0.005, so 0.07 leaves room for noise but not for a
 # model that learnt less than the features allow.
 ORACLE_AUC_TOLERANCE = 0.07

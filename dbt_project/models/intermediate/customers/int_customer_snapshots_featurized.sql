@@ -11,6 +11,12 @@ customers as (
 
 ),
 
+customer_versions as (
+
+    select * from {{ ref('stg_shop__customer_versions') }}
+
+),
+
 snapshot_dates as (
 
     select * from {{ ref('int_snapshot_dates') }}
@@ -41,7 +47,9 @@ touch_days as (
 
 ),
 
--- Customers created on or after a snapshot are not in its population.
+-- Customers created on or after a snapshot are not in its population. The profile is the version
+-- in force before the snapshot: a re-load written later must not reach back into older
+-- snapshots (no version yet: the profile is missing, and imputed like any gap).
 population as (
 
     select
@@ -49,14 +57,19 @@ population as (
         snapshot_dates.snapshot_on,
         snapshot_dates.is_training,
         customers.created_at,
-        customers.birth_date,
-        customers.income,
-        customers.gender,
-        customers.region,
-        customers.acquisition_channel,
-        customers.is_marketing_opt_in,
+        snapshot_dates.snapshot_on - cast(customers.created_at as date) as tenure_days,
+        profiles.birth_date,
+        profiles.income,
+        profiles.gender,
+        profiles.region,
+        profiles.acquisition_channel,
+        coalesce(profiles.is_marketing_opt_in, false) as is_marketing_opt_in,
     from customers
     cross join snapshot_dates
+    left join customer_versions as profiles
+        on customers.customer_id = profiles.customer_id
+        and snapshot_dates.snapshot_on > profiles.valid_from
+        and (profiles.valid_to is null or snapshot_dates.snapshot_on <= profiles.valid_to)
     where customers.created_at < snapshot_dates.snapshot_on
 
 ),
@@ -76,6 +89,10 @@ order_history as (
         sum(order_days.n_orders) filter (
             where order_days.activity_on >= snapshot_dates.snapshot_on - 365
         ) as n_orders_365d,
+        sum(order_days.n_orders) filter (
+            where order_days.activity_on >= snapshot_dates.snapshot_on - 180
+            and order_days.activity_on < snapshot_dates.snapshot_on - 90
+        ) as n_orders_prev_90d,
         sum(order_days.order_value) as revenue,
         sum(order_days.order_value) filter (
             where order_days.activity_on >= snapshot_dates.snapshot_on - 90
@@ -184,12 +201,28 @@ featurized as (
         cast(coalesce(order_history.revenue_90d, 0) as double) as revenue_90d,
         cast(order_history.revenue / nullif(order_history.n_orders, 0) as double)
             as avg_order_value,
-        population.snapshot_on - cast(population.created_at as date) as tenure_days,
+        population.tenure_days,
         case
             when order_history.n_orders >= 2
                 then (order_history.last_ordered_on - order_history.first_ordered_on)
                     / (order_history.n_orders - 1)
         end as avg_days_between_orders,
+
+        -- trend: is the customer slowing down?
+        coalesce(order_history.n_orders_prev_90d, 0) as n_orders_prev_90d,
+        -- orders per day in the last 90 days (or the tenure, when shorter) over the lifetime rate
+        cast(
+            coalesce(order_history.n_orders_90d, 0) / least(population.tenure_days, 90)
+            / nullif(order_history.n_orders / population.tenure_days, 0) as double
+        ) as order_rate_trend_90d,
+        -- days since the last order in units of the customer's usual gap between orders
+        case
+            when order_history.n_orders >= 2
+                and order_history.last_ordered_on > order_history.first_ordered_on
+                then (population.snapshot_on - order_history.last_ordered_on)
+                    * (order_history.n_orders - 1)
+                    / (order_history.last_ordered_on - order_history.first_ordered_on)
+        end as recency_to_gap_ratio,
 
         -- basket and catalogue
         order_history.n_units / nullif(order_history.n_orders_with_items, 0)

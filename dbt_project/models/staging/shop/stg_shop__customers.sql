@@ -1,60 +1,30 @@
 with
 
-validated as (
+versions as (
 
-    select * from {{ ref('base_shop__customers') }}
-    where rejection_reason is null
-
-),
-
--- Re-loads repeat a customer: the record with the latest updated_at wins.
-deduplicated as (
-
-    select
-        *,
-        count(*) over (partition by customer_id) as n_loaded_copies,
-    from validated
-    qualify
-        row_number() over (
-            partition by customer_id
-            order by coalesce(updated_at, created_at) desc, raw_record
-        ) = 1
+    select * from {{ ref('stg_shop__customer_versions') }}
 
 ),
 
--- Impossible profile values do not reject the customer: they count as missing (and get imputed).
-cleaned as (
+-- Re-loads repeat a customer: the version with the latest updated_at wins.
+current_versions as (
 
     select
-        -- ids
         customer_id,
-
-        -- strings
         email,
         gender,
         region,
         city,
         acquisition_channel,
-
-        -- numerics
-        case when income >= 0 and income <= 100 * {{ var('max_money') }} then income end as income,
-
-        -- booleans
-        coalesce(is_marketing_opt_in, false) as is_marketing_opt_in,
-
-        -- dates and timestamps
-        case
-            when birth_date <= cast(created_at as date)
-                and birth_date >= date '1900-01-01' then birth_date
-        end as birth_date,
+        income,
+        is_marketing_opt_in,
+        birth_date,
         created_at,
-        coalesce(updated_at, created_at) as updated_at,
-
-        -- lineage
+        updated_at,
         n_loaded_copies,
-
-    from deduplicated
+    from versions
+    where is_current
 
 )
 
-select * from cleaned
+select * from current_versions
