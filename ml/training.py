@@ -63,7 +63,7 @@ class TrainOptions:
     algorithm: Algorithm = "hist_gradient_boosting"
     n_segments: int | None = None  # None: choose k automatically
     random_state: int = 42
-    max_training_rows: int = 400_000  # deterministic sample (by customer hash) above this
+    max_training_rows: int = 200_000  # deterministic sample (by customer hash) above this
     # OpenMP/BLAS threads; None uses every core. Use 1 when several jobs share the machine:
     # OpenMP threads spin while they wait, which slows oversubscribed cores by 10x and more.
     n_threads: int | None = None
