@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ import pyarrow as pa
 from ml.errors import SegmartError
 
 _QUALIFIED_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+# DuckDB's memory limit for segmart's connections, as for dbt's (profiles.yml).
+DEFAULT_MEMORY_LIMIT = "3GB"
 
 
 class WarehouseError(SegmartError):
@@ -41,10 +44,19 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
                 "close it, or point BI at the published copy instead"
             ) from error
         raise WarehouseError(f"cannot open warehouse {path}: {error}") from error
+    # Bounded memory: DuckDB spills to disk above this rather than taking 80% of the RAM.
+    con.execute(f"set memory_limit = '{_memory_limit()}'")
     try:
         yield con
     finally:
         con.close()
+
+
+def _memory_limit() -> str:
+    limit = os.environ.get("SEGMART_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit, flags=re.IGNORECASE):
+        raise WarehouseError(f"SEGMART_MEMORY_LIMIT={limit!r} is not a size such as 3GB")
+    return limit
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
