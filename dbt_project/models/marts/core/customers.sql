@@ -42,8 +42,8 @@ final as (
 
         -- numerics
         customers.income,
-        coalesce(lifetime_orders.n_orders, 0) as n_orders,
-        coalesce(lifetime_orders.n_purchases, 0) as n_purchases,
+        cast(coalesce(lifetime_orders.n_orders, 0) as bigint) as n_orders,
+        cast(coalesce(lifetime_orders.n_purchases, 0) as bigint) as n_purchases,
         cast(coalesce(lifetime_orders.lifetime_value, 0) as decimal(18, 2)) as lifetime_value,
 
         -- booleans

@@ -38,7 +38,7 @@ final as (
         orders.order_total,
         orders.discount_total,
         coalesce(items_per_order.n_lines, 0) as n_lines,
-        coalesce(items_per_order.n_units, 0) as n_units,
+        cast(coalesce(items_per_order.n_units, 0) as bigint) as n_units,
 
         -- booleans
         orders.is_counted_purchase,
