@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from importlib import metadata
@@ -430,6 +432,20 @@ def check_equivalence(
     return comparisons
 
 
+def check_equivalence_in_a_child(
+    warehouse: Path, pandas_output: Path | None, single_query_output: Path | None
+) -> list[Comparison]:
+    """`check_equivalence` in a spawned process, so the harness itself stays small.
+
+    Linux carries a process's resident set at fork into the child's peak RSS (`ru_maxrss`):
+    after a comparison that grew the harness to 5 GB at M, every later stage reported 5 GB.
+    """
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(
+            check_equivalence, warehouse, pandas_output, single_query_output
+        ).result()
+
+
 # --------------------------------------------------------------------------------------------
 # Machine and source
 
@@ -796,7 +812,7 @@ def run_size(
         references_ran = "single_query" in stages or ("pandas" in stages and not pandas_failed)
         warehouse_current = built.exists() and json.loads(built.read_text()) == wanted
         if not checked and references_ran and warehouse_current:
-            comparisons = check_equivalence(
+            comparisons = check_equivalence_in_a_child(
                 warehouse,
                 pandas_out if "pandas" in stages and not pandas_failed else None,
                 single_query_out if "single_query" in stages else None,
