@@ -1128,7 +1128,7 @@ def markdown(results: dict) -> str:
             "",
             f"## Slowest dbt nodes in the last build at {largest}",
             "",
-            "Wall time of each node as dbt reports it (two nodes run at a time, so they overlap). "
+            "Wall time of each node as dbt reports it (with several dbt threads they overlap). "
             "Summed by kind: "
             + ", ".join(
                 f"{kind}s {_node_seconds(nodes, kind):,.0f} s"
