@@ -11,12 +11,7 @@ from sklearn.feature_selection import mutual_info_classif
 from sklearn.metrics import roc_auc_score
 
 from ml.features import MISSING_SUFFIX, SCALED_SUFFIX, feature_groups
-
-
-def _sample(n_rows: int, size: int, random_state: int) -> np.ndarray:
-    if n_rows <= size:
-        return np.arange(n_rows)
-    return np.sort(np.random.default_rng(random_state).choice(n_rows, size, replace=False))
+from ml.sampling import sample_rows
 
 
 def permutation_importances(
@@ -53,7 +48,7 @@ def permutation_importances(
         Columns `feature`, `importance` (mean drop), `importance_std`, `columns` (the inputs
         shuffled together), most important first.
     """
-    rows = _sample(len(y), max_rows, random_state)
+    rows = sample_rows(len(y), max_rows, random_state)
     values, labels = X.to_numpy(np.float64)[rows], y[rows]
 
     def auc_of(matrix: np.ndarray) -> float:
@@ -95,7 +90,7 @@ def feature_selection_report(
         Columns `feature`, `correlation` (Pearson, i.e. point-biserial), `mutual_information`
         (nats), by mutual information descending.
     """
-    rows = _sample(len(y), max_rows, random_state)
+    rows = sample_rows(len(y), max_rows, random_state)
     sample, labels = X.iloc[rows], np.asarray(y[rows], dtype=np.float64)
     discrete = [not column.endswith(SCALED_SUFFIX) for column in sample.columns]
     mutual_information = mutual_info_classif(

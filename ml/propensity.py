@@ -21,6 +21,8 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.tree import DecisionTreeClassifier
 
+from ml.sampling import sample_rows
+
 Algorithm = Literal[
     "decision_tree", "random_forest", "hist_gradient_boosting", "logistic_regression"
 ]
@@ -92,17 +94,9 @@ def fit_classifier(
     classifier = make_classifier(algorithm, params, random_state)
     if algorithm == "hist_gradient_boosting":
         # The stopping loss is computed on every iteration: a sample keeps that cheap.
-        rows = _sample_rows(len(y_val), MAX_EARLY_STOPPING_ROWS, random_state)
+        rows = sample_rows(len(y_val), MAX_EARLY_STOPPING_ROWS, random_state)
         return classifier.fit(X, y, X_val=X_val.iloc[rows], y_val=y_val[rows])
     return classifier.fit(X, y)
-
-
-def _sample_rows(n_rows: int, max_rows: int, random_state: int) -> np.ndarray:
-    """Sorted positions of a deterministic sample of at most `max_rows` of `n_rows`."""
-    rows = np.arange(n_rows)
-    if n_rows <= max_rows:
-        return rows
-    return np.sort(np.random.default_rng(random_state).choice(rows, max_rows, replace=False))
 
 
 @dataclass(frozen=True)
@@ -147,7 +141,7 @@ def search(
     classifier, list of Candidate
         The winner as fitted, and every candidate's score.
     """
-    rows = _sample_rows(len(y), max_search_rows, random_state)
+    rows = sample_rows(len(y), max_search_rows, random_state)
     X_search, y_search = X.iloc[rows], y[rows]
     candidates, fitted = [], []
     for params in CANDIDATES[algorithm]:

@@ -12,6 +12,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
 from ml.features import MISSING_SUFFIX
+from ml.sampling import sample_rows
 
 PROFILE_FEATURES = (
     "days_since_last_order",
@@ -26,13 +27,6 @@ PROFILE_FEATURES = (
     "days_since_last_visit",
 )
 """Raw features whose segment means make up a profile (and drive the names)."""
-
-
-def _sample_rows(n_rows: int, size: int, random_state: int) -> np.ndarray:
-    """Sorted indices of a deterministic random sample of at most `size` rows."""
-    if n_rows <= size:
-        return np.arange(n_rows)
-    return np.sort(np.random.default_rng(random_state).choice(n_rows, size, replace=False))
 
 
 def choose_k(
@@ -107,9 +101,9 @@ class Segmenter(BaseEstimator):
         value : numpy.ndarray
             Value per customer (revenue in the horizon); a higher cluster mean gets a lower id.
         """
-        rows = _sample_rows(len(X), self.fit_sample_size, self.random_state)
+        rows = sample_rows(len(X), self.fit_sample_size, self.random_state)
         sample = X.to_numpy(np.float64)[rows]
-        scored = _sample_rows(len(sample), self.silhouette_sample_size, self.random_state + 1)
+        scored = sample_rows(len(sample), self.silhouette_sample_size, self.random_state + 1)
         low, high = self.k_range
         ks = [self.n_segments] if self.n_segments else range(low, min(high, len(sample) - 1) + 1)
         fits = {k: self._kmeans(k).fit(sample) for k in ks}
