@@ -30,7 +30,7 @@ from ml.errors import SegmartError
 from ml.evaluate import markdown_table
 from ml.features import model_input_columns, model_matrix, raw_feature_columns
 from ml.registry import LoadedModel, ModelMetadata
-from ml.segments import SegmentProfiler, describe_segments
+from ml.segments import SegmentProfiler, describe_segments, segments_markdown
 
 FEATURES_TABLE = "ml.customer_features"
 SCORES_TABLE = "predictions.customer_scores"
@@ -196,18 +196,6 @@ class ScoreReport:
 
     def to_markdown(self) -> str:
         """The report: deciles, segments, drift."""
-        segment_columns = [
-            "segment_id",
-            "segment_name",
-            "n_customers",
-            "share",
-            "revenue_share",
-            "mean_purchase_probability",
-            "mean_days_since_last_order",
-            "mean_n_orders",
-            "mean_revenue",
-        ]
-        lines = [f"- **{r.segment_name}**: {r.description}" for r in self.segments.itertuples()]
         sections = [
             f"# Scores as of {self.as_of} (model {self.model_id})",
             f"{self.n_customers:,} customers scored in {self.elapsed_seconds:.1f} s into "
@@ -215,8 +203,7 @@ class ScoreReport:
             "## Propensity deciles",
             markdown_table(self.deciles, index=False),
             "## Segments",
-            markdown_table(self.segments[segment_columns], digits=2, index=False),
-            "\n".join(lines),
+            segments_markdown(self.segments.set_index("segment_id")),
             "## Feature drift (PSI against training, top 10)",
             markdown_table(self.drift.head(10), index=False),
         ]

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
+from ml.evaluate import markdown_table
 from ml.features import MISSING_SUFFIX
 from ml.sampling import sample_rows
 
@@ -324,6 +325,26 @@ def describe_segments(profiles: pd.DataFrame, names: dict[int, tuple[str, str]])
         ],
     )
     return described
+
+
+SEGMENT_REPORT_COLUMNS = [
+    "segment_name",
+    "n_customers",
+    "share",
+    "revenue_share",
+    "mean_purchase_probability",
+    "mean_days_since_last_order",
+    "mean_n_orders",
+    "mean_revenue",
+    "mean_n_sessions_90d",
+]
+
+
+def segments_markdown(described: pd.DataFrame) -> str:
+    """The train and score reports' segment section: a table by segment id, one line each."""
+    table = markdown_table(described[SEGMENT_REPORT_COLUMNS], digits=2)
+    lines = [f"- **{row.segment_name}**: {row.description}" for row in described.itertuples()]
+    return table + "\n\n" + "\n".join(lines)
 
 
 def _describe(blurb: str, row: pd.Series) -> str:

@@ -48,7 +48,13 @@ from ml.propensity import (
     search,
 )
 from ml.registry import LoadedModel, ModelMetadata
-from ml.segments import Segmenter, SegmentProfiler, describe_segments, name_segments
+from ml.segments import (
+    Segmenter,
+    SegmentProfiler,
+    describe_segments,
+    name_segments,
+    segments_markdown,
+)
 
 TRAINING_TABLE = "ml.training_examples"
 MODEL_RUNS_TABLE = "predictions.model_runs"
@@ -391,7 +397,7 @@ class TrainReport:
                 index=False,
             ),
             "## Segments",
-            _segment_markdown(self.segments),
+            segments_markdown(self.segments),
             "## Top features (permutation importance, ROC-AUC drop)",
             markdown_table(
                 self.importance[["feature", "importance", "importance_std"]].head(10),
@@ -404,22 +410,6 @@ class TrainReport:
         if self.warnings:
             sections += ["## Warnings", *(f"- {warning}" for warning in self.warnings)]
         return "\n\n".join(sections) + "\n"
-
-
-def _segment_markdown(segments: pd.DataFrame) -> str:
-    columns = [
-        "segment_name",
-        "n_customers",
-        "share",
-        "revenue_share",
-        "mean_purchase_probability",
-        "mean_days_since_last_order",
-        "mean_n_orders",
-        "mean_revenue",
-        "mean_n_sessions_90d",
-    ]
-    lines = [f"- **{row.segment_name}**: {row.description}" for row in segments.itertuples()]
-    return markdown_table(segments[columns], digits=2) + "\n\n" + "\n".join(lines)
 
 
 def _library_versions() -> dict[str, str]:
