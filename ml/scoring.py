@@ -30,12 +30,15 @@ from ml.errors import SegmartError
 from ml.evaluate import markdown_table
 from ml.features import model_input_columns, model_matrix, raw_feature_columns
 from ml.registry import LoadedModel, ModelMetadata
-from ml.segments import SegmentProfiler, describe_segments, segments_markdown
+from ml.segments import SegmentSums, describe_segments, segments_markdown
 
 FEATURES_TABLE = "ml.customer_features"
 SCORES_TABLE = "predictions.customer_scores"
 PROFILES_TABLE = "predictions.segment_profiles"
 DRIFT_TABLE = "predictions.feature_drift"
+# DuckDB only streams the mart and ranks the narrow scores here: a cap keeps it from caching
+# ever more of the mart as the customers grow (it spills the ranking to disk instead).
+SCORING_MEMORY_CAP = "1GB"
 
 _SPOOL_SCHEMA = pa.schema(
     [
@@ -216,28 +219,22 @@ class ScoreReport:
 class _Accumulated:
     n_customers: int
     as_of: date
-    profiler: SegmentProfiler
     drift_counts: dict[str, np.ndarray]
 
 
 def _score_to_spool(
     model: LoadedModel, batches: Iterator[pa.RecordBatch], spool: Path
 ) -> _Accumulated:
-    profiler, counts, n_customers, as_of = SegmentProfiler(), None, 0, None
+    counts, n_customers, as_of = None, 0, None
     drift_columns = list(model.drift.feature_names_in_)
     with pq.ParquetWriter(spool, _SPOOL_SCHEMA) as writer:
         for batch in batches:
             scores, frame = score_batch(model, batch)
             writer.write_table(scores.cast(_SPOOL_SCHEMA))
-            profiler.update(
-                scores.column("segment_id").to_numpy(),
-                frame,
-                scores.column("purchase_probability").to_numpy(),
-            )
             counts = add_counts(counts, model.drift.count(frame[drift_columns]))
             n_customers += batch.num_rows
             as_of = as_of or batch.column("as_of")[0].as_py()
-    return _Accumulated(n_customers, as_of, profiler, counts)
+    return _Accumulated(n_customers, as_of, counts)
 
 
 def _with_run_columns(table: pd.DataFrame, model_id: str, as_of: date) -> pa.Table:
@@ -295,17 +292,15 @@ def score(
     model = registry.load_model(settings.models_dir, model_ref)
     meta = model.metadata
     progress(f"scoring {FEATURES_TABLE} with model {meta.model_id}")
-    with warehouse.connect(settings.warehouse) as con:
+    with warehouse.connect(settings.warehouse, memory_cap=SCORING_MEMORY_CAP) as con:
         mart_dtypes, stats, n_rows = _read_mart_state(con)
         if n_rows == 0:
             raise SegmartError(f"{FEATURES_TABLE} is empty: load customers and rebuild")
         check_compatible(meta, mart_dtypes, stats)
         columns = ["customer_id", "as_of", *scorer_columns(meta)]
-        # In key order: the segment profiles are float sums over batches, and the same rows in
-        # another order would give other last bits from run to run.
-        batches = warehouse.iter_batches(
-            con, FEATURES_TABLE, batch_size, order_by="customer_id", columns=columns
-        )
+        # In storage order, not sorted: sorting the wide mart would hold it all. Nothing
+        # depends on the order: drift counts are integers and segment sums exact decimals.
+        batches = warehouse.iter_batches(con, FEATURES_TABLE, batch_size, columns=columns)
         # A score job killed mid-way leaves its spool behind. This one holds the warehouse's
         # write lock, so no other job of this warehouse is using one: clear them.
         spool_prefix = f".{settings.warehouse.name}.score-spool-"
@@ -317,7 +312,10 @@ def score(
             spool = Path(spool_dir) / "scores.parquet"
             with threadpool_limits(limits=n_threads):
                 done = _score_to_spool(model, batches, spool)
-            segments = describe_segments(done.profiler.profiles(), model.segment_names)
+            sums = SegmentSums.of_relation(
+                con, f"read_parquet(?) join {FEATURES_TABLE} using (customer_id)", [str(spool)]
+            )
+            segments = describe_segments(sums.profiles(), model.segment_names)
             drift = model.drift.psi(done.drift_counts)
             progress(f"writing {done.n_customers:,} scores")
             ranked = warehouse.stream_query(con, _RANKED_SCORES_SQL, [str(spool)])

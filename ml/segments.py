@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -146,34 +147,88 @@ class Segmenter(BaseEstimator):
         return self.segment_of_cluster_[self.kmeans_.predict(X[columns].to_numpy(np.float64))]
 
 
-class SegmentProfiler:
-    """Accumulates segment profiles batch by batch (scoring streams; training passes one batch).
+# Sums are taken as DECIMAL(38, 10): decimal sums are exact, so a profile does not depend on
+# the order rows arrive in (a float sum's last bits do), and scoring need not sort the mart.
+_EXACT = "decimal(38, 10)"
+
+
+def _profile_sums_sql(relation: str, flags: Collection[str], features: Sequence[str]) -> str:
+    parts = [
+        "count(*)::double as n_customers",
+        f"sum(purchase_probability::{_EXACT})::double as purchase_probability",
+        f"count(*) filter (where days_since_last_order{MISSING_SUFFIX}::boolean)::double"
+        " as never_ordered",
+    ]
+    for feature in features:
+        flag = f"{feature}{MISSING_SUFFIX}"
+        observed = f" filter (where not {flag}::boolean)" if flag in flags else ""
+        parts += [
+            f"coalesce(sum({feature}::{_EXACT}){observed}, 0)::double as {feature}",
+            f"coalesce(sum(({feature} * {feature})::{_EXACT}){observed}, 0)::double"
+            f" as {feature}__sq",
+            f"count(*){observed}::double as {feature}__n",
+        ]
+    return (
+        f"select segment_id, {', '.join(parts)} from {relation}"
+        " group by segment_id order by segment_id"
+    )
+
+
+class SegmentSums:
+    """Per-segment sums of the profile features, from which profiles and names are built.
 
     Means of a raw feature skip rows where it was imputed (`<feature>_was_missing`): the mean
     days since the last order of a segment is over the customers who ordered.
+
+    Parameters
+    ----------
+    sums : pandas.DataFrame
+        Indexed by segment id: `n_customers`, `purchase_probability`, `never_ordered`, and per
+        feature its sum, sum of squares (`__sq`) and count of observed rows (`__n`).
+    features : tuple of str
+        The profile features.
     """
 
-    def __init__(self, features: tuple[str, ...] = PROFILE_FEATURES) -> None:
+    def __init__(self, sums: pd.DataFrame, features: tuple[str, ...] = PROFILE_FEATURES) -> None:
+        self.sums = sums
         self.features = features
-        self._sums: pd.DataFrame | None = None
 
-    def update(self, segment_ids: np.ndarray, raw: pd.DataFrame, proba: np.ndarray) -> None:
-        """Add one batch: segment ids, raw features (with missing flags) and probabilities."""
-        parts = {"n_customers": np.ones(len(raw)), "purchase_probability": np.asarray(proba)}
-        for feature in self.features:
-            values = raw[feature].to_numpy(np.float64)
-            flag = f"{feature}{MISSING_SUFFIX}"
-            observed = ~raw[flag].to_numpy(bool) if flag in raw else np.ones(len(raw), bool)
-            parts[feature] = np.where(observed, values, 0.0)
-            parts[f"{feature}__sq"] = np.where(observed, values**2, 0.0)
-            parts[f"{feature}__n"] = observed.astype(np.float64)
-        parts["never_ordered"] = raw["days_since_last_order_was_missing"].to_numpy(np.float64)
-        sums = pd.DataFrame(parts).groupby(np.asarray(segment_ids)).sum()
-        self._sums = sums if self._sums is None else self._sums.add(sums, fill_value=0.0)
+    @classmethod
+    def of_relation(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        relation: str,
+        params: list | None = None,
+        features: tuple[str, ...] = PROFILE_FEATURES,
+    ) -> SegmentSums:
+        """Sum a DuckDB relation with `segment_id`, `purchase_probability`, the raw profile
+        features and their `_was_missing` flags (a table name, or a join: SQL, not user input).
+        """
+        columns = con.sql(f"select * from {relation} limit 0", params=params or None).columns
+        sql = _profile_sums_sql(relation, set(columns), features)
+        sums = con.sql(sql, params=params or None).to_df().set_index("segment_id")
+        return cls(sums, features)
+
+    @classmethod
+    def of_frame(
+        cls,
+        segment_ids: np.ndarray,
+        raw: pd.DataFrame,
+        proba: np.ndarray,
+        features: tuple[str, ...] = PROFILE_FEATURES,
+    ) -> SegmentSums:
+        """Sum in-memory rows: segment ids, raw features (with missing flags), probabilities."""
+        flags = [f"{f}{MISSING_SUFFIX}" for f in features if f"{f}{MISSING_SUFFIX}" in raw]
+        frame = raw[[*features, *flags]].assign(
+            segment_id=np.asarray(segment_ids), purchase_probability=np.asarray(proba)
+        )
+        with duckdb.connect() as con:
+            con.register("profile_rows", frame)
+            return cls.of_relation(con, "profile_rows", features=features)
 
     def profiles(self) -> pd.DataFrame:
         """One row per segment id: size, share, revenue share, mean propensity, feature means."""
-        sums = self._sums.sort_index()
+        sums = self.sums.sort_index()
         table = pd.DataFrame(index=sums.index.rename("segment_id"))
         table["n_customers"] = sums["n_customers"].astype(np.int64)
         table["share"] = sums["n_customers"] / sums["n_customers"].sum()
@@ -186,7 +241,7 @@ class SegmentProfiler:
 
     def population_moments(self) -> pd.DataFrame:
         """Mean and standard deviation of each profile feature over all customers."""
-        total = self._sums.sum()
+        total = self.sums.sum()
         rows = {}
         for feature in self.features:
             n = max(total[f"{feature}__n"], 1.0)
@@ -286,9 +341,9 @@ def name_segments(profiles: pd.DataFrame, moments: pd.DataFrame) -> dict[int, tu
     Parameters
     ----------
     profiles : pandas.DataFrame
-        `SegmentProfiler.profiles()`.
+        `SegmentSums.profiles()`.
     moments : pandas.DataFrame
-        `SegmentProfiler.population_moments()`.
+        `SegmentSums.population_moments()`.
 
     Returns
     -------

@@ -50,7 +50,7 @@ from ml.propensity import (
 from ml.registry import LoadedModel, ModelMetadata
 from ml.segments import (
     Segmenter,
-    SegmentProfiler,
+    SegmentSums,
     describe_segments,
     name_segments,
     segments_markdown,
@@ -321,10 +321,9 @@ def fit_segments(
     scaled = population.features[list(scaled_columns(population.inputs))]
     segmenter = Segmenter(n_segments=options.n_segments, random_state=options.random_state)
     segmenter.fit(scaled, population.value)
-    profiler = SegmentProfiler()
-    profiler.update(segmenter.predict(scaled), population.features, proba)
-    profiles = profiler.profiles()
-    names = name_segments(profiles, profiler.population_moments())
+    sums = SegmentSums.of_frame(segmenter.predict(scaled), population.features, proba)
+    profiles = sums.profiles()
+    names = name_segments(profiles, sums.population_moments())
     return segmenter, names, describe_segments(profiles, names)
 
 

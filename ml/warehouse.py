@@ -30,8 +30,14 @@ def _check_name(name: str) -> str:
 
 
 @contextmanager
-def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, turning DuckDB's lock and missing-file errors into WarehouseError."""
+def connect(
+    path: Path, read_only: bool = False, memory_cap: str | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse, turning DuckDB's lock and missing-file errors into WarehouseError.
+
+    DuckDB's memory limit is `SEGMART_MEMORY_LIMIT` (default 3GB), or `memory_cap` if that is
+    smaller: a streaming job caps it so its memory does not grow with the tables it reads.
+    """
     if read_only and not path.exists():
         raise WarehouseError(f"warehouse {path} does not exist: run `segmart build` first")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,18 +51,26 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
             ) from error
         raise WarehouseError(f"cannot open warehouse {path}: {error}") from error
     # Bounded memory: DuckDB spills to disk above this rather than taking 80% of the RAM.
-    con.execute(f"set memory_limit = '{_memory_limit()}'")
+    con.execute(f"set memory_limit = '{_memory_limit(memory_cap)}'")
     try:
         yield con
     finally:
         con.close()
 
 
-def _memory_limit() -> str:
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT])(i?)B", flags=re.IGNORECASE)
+
+
+def _bytes(size: str) -> float:
+    number, unit, binary = _SIZE.fullmatch(size).groups()
+    return float(number) * (1024 if binary else 1000) ** ("KMGT".index(unit.upper()) + 1)
+
+
+def _memory_limit(cap: str | None = None) -> str:
     limit = os.environ.get("SEGMART_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)
-    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit, flags=re.IGNORECASE):
+    if not _SIZE.fullmatch(limit):
         raise WarehouseError(f"SEGMART_MEMORY_LIMIT={limit!r} is not a size such as 3GB")
-    return limit
+    return cap if cap and _bytes(cap) < _bytes(limit) else limit
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -6,7 +6,7 @@ from ml.segments import (
     ARCHETYPES,
     PROFILE_FEATURES,
     Segmenter,
-    SegmentProfiler,
+    SegmentSums,
     choose_k,
     describe_segments,
     name_segments,
@@ -57,7 +57,7 @@ def _profile_frame(rows: dict[str, list[float]]) -> pd.DataFrame:
     return frame
 
 
-def test_profiles_skip_imputed_values_and_streaming_equals_one_batch():
+def test_profiles_skip_imputed_values():
     raw = _profile_frame(
         {
             "days_since_last_order": [10.0, 30.0, 97.0, 200.0],
@@ -66,24 +66,36 @@ def test_profiles_skip_imputed_values_and_streaming_equals_one_batch():
         }
     )
     segments, proba = np.array([1, 1, 2, 2]), np.array([0.9, 0.7, 0.2, 0.4])
-    whole = SegmentProfiler()
-    whole.update(segments, raw, proba)
-    streamed = SegmentProfiler()
-    streamed.update(segments[:3], raw.iloc[:3], proba[:3])
-    streamed.update(segments[3:], raw.iloc[3:], proba[3:])
-    profiles = whole.profiles()
-    pd.testing.assert_frame_equal(profiles, streamed.profiles())
+    profiles = SegmentSums.of_frame(segments, raw, proba).profiles()
     assert profiles.loc[2, "mean_days_since_last_order"] == 200.0  # the imputed 97 is skipped
     assert profiles.loc[1, "revenue_share"] == pytest.approx(0.4)
     assert profiles.loc[1, "mean_purchase_probability"] == pytest.approx(0.8)
     assert profiles.loc[2, "never_ordered_share"] == 0.5
 
 
+def test_profiles_do_not_depend_on_row_order():
+    # Float sums in another order differ in their last bits; the profile must not.
+    rng = np.random.default_rng(5)
+    n = 20_000
+    raw = _profile_frame({f: list(rng.lognormal(3, 2, n)) for f in PROFILE_FEATURES})
+    segments, proba = rng.integers(1, 5, n), rng.uniform(0, 1, n)
+    first = SegmentSums.of_frame(segments, raw, proba)
+    order = rng.permutation(n)
+    assert raw["revenue"].to_numpy().sum() != raw["revenue"].to_numpy()[order].sum()
+    shuffled = SegmentSums.of_frame(segments[order], raw.iloc[order], proba[order])
+    pd.testing.assert_frame_equal(first.profiles(), shuffled.profiles(), check_exact=True)
+    pd.testing.assert_frame_equal(
+        first.population_moments(), shuffled.population_moments(), check_exact=True
+    )
+    assert first.profiles()["mean_revenue"].to_numpy() == pytest.approx(
+        raw["revenue"].groupby(segments).mean().to_numpy(), rel=1e-9
+    )
+
+
 def _named(rows: dict[str, list[float]]) -> dict[int, tuple[str, str]]:
     raw = _profile_frame(rows)
-    profiler = SegmentProfiler()
-    profiler.update(np.arange(1, len(raw) + 1), raw, np.full(len(raw), 0.5))
-    return name_segments(profiler.profiles(), profiler.population_moments())
+    sums = SegmentSums.of_frame(np.arange(1, len(raw) + 1), raw, np.full(len(raw), 0.5))
+    return name_segments(sums.profiles(), sums.population_moments())
 
 
 def test_names_follow_the_profile():
@@ -109,8 +121,7 @@ def test_every_segment_gets_a_unique_name_and_a_one_line_description():
     names = _named({f: list(rng.uniform(1, 100, n)) for f in PROFILE_FEATURES})
     assert len({name for name, _ in names.values()}) == n
     raw = _profile_frame({"revenue": list(rng.uniform(1, 100, n))})
-    profiler = SegmentProfiler()
-    profiler.update(np.arange(1, n + 1), raw, np.full(n, 0.5))
-    described = describe_segments(profiler.profiles(), names)
+    sums = SegmentSums.of_frame(np.arange(1, n + 1), raw, np.full(n, 0.5))
+    described = describe_segments(sums.profiles(), names)
     assert described["segment_name"].is_unique
     assert all("\n" not in text and "customers (" in text for text in described["description"])

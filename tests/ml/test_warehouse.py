@@ -10,8 +10,8 @@ from ml import warehouse
 from ml.warehouse import WarehouseError
 
 
-def _memory_limit(path: Path) -> str:
-    with warehouse.connect(path) as con:
+def _memory_limit(path: Path, cap: str | None = None) -> str:
+    with warehouse.connect(path, memory_cap=cap) as con:
         return con.execute("select current_setting('memory_limit')").fetchall()[0][0]
 
 
@@ -28,3 +28,10 @@ def test_a_memory_limit_that_is_not_a_size_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGMART_MEMORY_LIMIT", "3GB'; drop table x; --")
     with pytest.raises(WarehouseError, match="SEGMART_MEMORY_LIMIT"):
         _memory_limit(tmp_path / "c.duckdb")
+
+
+def test_a_cap_lowers_the_limit_but_never_raises_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGMART_MEMORY_LIMIT", "2GB")
+    assert _memory_limit(tmp_path / "d.duckdb", cap="1GiB") == "1.0 GiB"
+    monkeypatch.setenv("SEGMART_MEMORY_LIMIT", "500MB")
+    assert _memory_limit(tmp_path / "e.duckdb", cap="1GiB") == "476.8 MiB"
