@@ -1,7 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from ml.propensity import (
     ALGORITHMS,
@@ -69,6 +72,24 @@ def test_calibration_picks_the_lower_out_of_fold_brier_and_keeps_probabilities_v
     assert ((proba >= 0) & (proba <= 1)).all()
     # Calibrated on the latest snapshot: the mean probability matches its purchase rate.
     assert proba.mean() == pytest.approx(validation.label.mean(), abs=0.02)
+
+
+@pytest.mark.parametrize("algorithm", ["hist_gradient_boosting", "random_forest"])
+def test_out_of_fold_calibration_from_scores_computed_once_equals_refitting_per_fold(
+    split, algorithm
+):
+    fit, validation = split.fit, split.validation
+    classifier, _ = search(algorithm, fit.X, fit.label, validation.X, validation.label, 0)
+    calibration = calibrate(classifier, validation.X, validation.label, random_state=0)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    for method, brier in calibration.brier_by_method.items():
+        per_fold = CalibratedClassifierCV(FrozenEstimator(classifier), method=method)
+        proba = cross_val_predict(
+            per_fold, validation.X, validation.label, cv=folds, method="predict_proba"
+        )[:, 1]
+        assert brier == pytest.approx(brier_score_loss(validation.label, proba), rel=1e-12)
+        if method == calibration.method:
+            np.testing.assert_allclose(calibration.out_of_fold_proba, proba, rtol=1e-12)
 
 
 def test_the_final_model_averages_two_members_each_calibrated_on_unseen_customers(split):
