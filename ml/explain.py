@@ -227,6 +227,17 @@ def render(feature: str, values: np.ndarray, was_missing: np.ndarray) -> np.ndar
     return text
 
 
+def _render_distinct(feature: str, values: np.ndarray, was_missing: np.ndarray) -> np.ndarray:
+    """`render`, but each distinct value is rendered once: counts and days repeat a lot."""
+    text = np.empty(values.shape, dtype=object)
+    for missing in (False, True):
+        part = was_missing == missing
+        if part.any():
+            distinct, inverse = np.unique(values[part], return_inverse=True)
+            text[part] = render(feature, distinct, np.full(distinct.shape, missing))[inverse]
+    return text
+
+
 class ReasonCoder(BaseEstimator):
     """Top reasons behind each customer's score, from a global, importance-weighted view.
 
@@ -303,13 +314,15 @@ class ReasonCoder(BaseEstimator):
         """
         top = np.argsort(-np.abs(self.push(batch)), axis=1, kind="stable")[:, : self.n_reasons]
         text = np.empty(top.shape, dtype=object)
-        # One vectorised render per feature for all the rows it is a reason of.
+        # One render per feature for all the rows it is a reason of.
         for j, feature in enumerate(self.features_):
             rows, ranks = np.nonzero(top == j)
             if rows.size:
                 flag = f"{feature}{MISSING_SUFFIX}"
                 missing = batch[flag].to_numpy(bool)[rows] if flag in batch else False
                 values = batch[feature].to_numpy(np.float64)[rows]
-                text[rows, ranks] = render(feature, values, np.broadcast_to(missing, rows.shape))
+                text[rows, ranks] = _render_distinct(
+                    feature, values, np.broadcast_to(missing, rows.shape)
+                )
         columns = [f"reason_{k + 1}" for k in range(top.shape[1])]
         return pd.DataFrame(text, columns=columns, index=batch.index)

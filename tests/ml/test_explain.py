@@ -90,3 +90,21 @@ def test_feature_selection_report_has_correlation_and_mutual_information_per_inp
     assert report["correlation"].between(-1, 1).all()
     assert (report["mutual_information"] >= 0).all()
     assert report["mutual_information"].is_monotonic_decreasing
+
+
+def test_each_reason_is_its_features_phrase_for_that_customers_value():
+    examples, model = _fitted_examples()
+    proba = model.predict_proba(examples.X)[:, 1]
+    weights = pd.Series(1.0, index=list(PHRASES))
+    coder = ReasonCoder().fit(examples.X, proba, importance=weights)
+    batch = examples.features
+    reasons = coder.reasons(batch)
+    top = np.argsort(-np.abs(coder.push(batch)), axis=1, kind="stable")[:, :3]
+    for row in range(0, len(batch), 37):
+        for rank in range(3):
+            feature = coder.features_[top[row, rank]]
+            flag = f"{feature}_was_missing"
+            missing = np.array([bool(batch[flag].iloc[row]) if flag in batch else False])
+            value = batch[feature].to_numpy(np.float64)[row : row + 1]
+            expected = render(feature, value, missing)[0]
+            assert reasons.iloc[row, rank] == expected
