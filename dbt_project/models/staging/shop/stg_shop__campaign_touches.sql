@@ -1,3 +1,6 @@
+{#- A table: it has a dozen tests and a consumer, which would each re-run the dedup. -#}
+{{ config(materialized='table') }}
+
 with
 
 validated as (
