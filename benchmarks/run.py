@@ -1206,9 +1206,9 @@ def summarize(paths: Sequence[Path]) -> dict:
             into["stages"].update(
                 {name: stage for name, stage in value["stages"].items() if stage.get("runs")}
                 | {
-                    name: stage
+                    name: stage  # a later skip replaces an earlier skip, never a measurement
                     for name, stage in value["stages"].items()
-                    if not stage.get("runs") and name not in into["stages"]
+                    if not stage.get("runs") and not into["stages"].get(name, {}).get("runs")
                 }
             )
             into["equivalence"] += value.get("equivalence", [])

@@ -16,7 +16,13 @@ import pandas as pd
 import pytest
 
 from benchmarks import pandas_reference
-from benchmarks.run import BenchmarkError, check_equivalence, main, run_single_query
+from benchmarks.run import (
+    BenchmarkError,
+    check_equivalence,
+    main,
+    run_single_query,
+    summarize,
+)
 from tests.conftest import AS_OF, HORIZON_DAYS
 
 
@@ -109,3 +115,22 @@ def test_the_harness_times_each_stage_and_writes_results_and_summary(tmp_path: P
     summary = docs.read_text()
     assert "| single DuckDB query (floor) |" in summary
     assert not (tmp_path / "data" / "XS").exists(), "generated data is removed unless kept"
+
+
+def test_summarize_merges_invocations_and_a_later_skip_never_hides_a_measurement(
+    tmp_path: Path,
+) -> None:
+    def results(name: str, stages: dict) -> Path:
+        size = {"n_customers": 100_000, "stages": stages}
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"sizes": {"S": size}, "notes": [name]}))
+        return path
+
+    run = {"runs": [{"seconds": 10.0}]}
+    first = results("first", {"train": run, "pandas": {"skipped": "12 GiB cap"}})
+    second = results("second", {"train": {"skipped": "no model"}, "pandas": {"skipped": "20"}})
+    merged = summarize([first, second])
+    stages = merged["sizes"]["S"]["stages"]
+    assert stages["train"] == run  # the measurement stays
+    assert stages["pandas"] == {"skipped": "20"}  # the later skip wins
+    assert merged["notes"] == ["first", "second"]
