@@ -1,8 +1,8 @@
 """The score job: check the feature mart against the model, score in batches, write back.
 
 Customers stream through in Arrow record batches, so memory stays flat whatever their number:
-each scored batch is spooled to a temporary Parquet file while drift counts and segment sums
-accumulate. Deciles need the global ranking, so DuckDB ranks the spool (ties broken by
+each scored batch is spooled to a temporary Parquet file while drift counts accumulate. DuckDB
+then sums the segment profiles over the spool and ranks it for the deciles (ties broken by
 customer_id) while the three result tables are replaced in one transaction.
 """
 
@@ -38,7 +38,7 @@ PROFILES_TABLE = "predictions.segment_profiles"
 DRIFT_TABLE = "predictions.feature_drift"
 # DuckDB only streams the mart and ranks the narrow scores here. Under a higher cap it caches
 # more of the mart the more customers there are (1GB: 1.27 GB peak for 1M, 1.54 GB for 3M); at
-# 256MB the peak is flat (0.89 vs 0.93 GB) at the same speed, the ranking spilling to disk.
+# 256MB it is flat (0.89 vs 0.93 GB) at about the same speed, the ranking spilling to disk.
 SCORING_MEMORY_CAP = "256MB"
 
 _SPOOL_SCHEMA = pa.schema(

@@ -107,14 +107,12 @@ def iter_batches(
     con: duckdb.DuckDBPyConnection,
     name: str,
     batch_size: int = 100_000,
-    order_by: str = "",
     columns: list[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream a table (or some of its columns) in Arrow record batches: memory stays flat."""
     require_table(con, name)
     select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-    order = f" order by {order_by}" if order_by else ""
-    sql = f"select {select} from {_check_name(name)}{order}"
+    sql = f"select {select} from {_check_name(name)}"
     yield from con.sql(sql).to_arrow_reader(batch_size)
 
 
