@@ -36,9 +36,9 @@ FEATURES_TABLE = "ml.customer_features"
 SCORES_TABLE = "predictions.customer_scores"
 PROFILES_TABLE = "predictions.segment_profiles"
 DRIFT_TABLE = "predictions.feature_drift"
-# DuckDB only streams the mart and ranks the narrow scores here. Under a higher cap it caches
-# more of the mart the more customers there are (1GB: 1.27 GB peak for 1M, 1.54 GB for 3M); at
-# 256MB it is flat (0.89 vs 0.93 GB) at about the same speed, the ranking spilling to disk.
+# DuckDB only streams the mart and ranks the narrow scores here. Peak RSS at 1M vs 3M customers
+# grew with its cap (1GB: 1.31 -> 1.52 GB; 512MB: 0.95 -> 1.18 GB) and is flat at 256MB (0.89
+# -> 0.93 GB), at about the same speed: the ranking spills to disk.
 SCORING_MEMORY_CAP = "256MB"
 
 _SPOOL_SCHEMA = pa.schema(
