@@ -40,6 +40,13 @@ products
     ``list_price_negative`` (0.1% of the catalogue, rounded: 3 of 3000): ``list_price`` negated.
 web_events
     ``web_events_duplicate`` (0.2%): the row is written twice, identically.
+shapes
+    ``minimal`` keeps the dirt of the columns it writes (re-loaded customers, extra and
+    duplicate orders, negative totals, malformed CSV lines); the dirt of dropped columns and
+    tables is drawn all the same, so it is the standard shop cut down.
+    ``transactions`` keeps only ``orders_duplicate``: the purchase is written twice, as two
+    identical lines (a log has no profile or order id to contradict, so they read as two
+    purchases). No malformed lines.
 CSV only
     ``MALFORMED_CSV_EVENTS`` per table, spread evenly over the chunks at random rows: a line
     with too few fields, a line with too many fields, and a line with an unterminated quote

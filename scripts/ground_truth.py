@@ -12,7 +12,9 @@ customer's ``created_at`` (to the second) until ``DATA_END``, where
 * ``trend_i(week)`` (``weekly_profile``) is 1 before the customer's ``decline_start_at`` and
   ``exp(-(week_start - decline_start_at) / decline_tau_days)`` after it (null start: no decline),
 
-and, independently, with probability ``first_order_prob`` one order at ``created_at + D`` with
+times ``rate_multiplier`` inside the effect window of every treated campaign touch (from its
+``sent_at`` for ``effect_days``; control touches and placebo campaigns change nothing), and,
+independently, with probability ``first_order_prob`` one order at ``created_at + D`` with
 ``D ~ Exponential(FIRST_ORDER_MEAN_DELAY_DAYS)`` (dropped if it would fall on or after
 ``DATA_END``). Every order is cancelled independently with probability ``cancel_prob``. Order
 times are floored to whole seconds; since ``created_at`` and all window bounds are whole
@@ -20,11 +22,15 @@ seconds, flooring never moves an order across a bound.
 
 The ground truth lives in ``<out_dir>/ground_truth/`` (the pipeline never reads it):
 ``customers.parquet`` (one row per real customer: persona, every latent parameter, the clean
-attribute values, ``is_reloaded``), ``campaigns.parquet`` (the schedule), ``weeks.parquet``
-(week bounds and season), ``meta.json`` (arguments, rates) and ``malformed_csv_lines.json``
+attribute values, ``is_reloaded``), ``campaigns.parquet`` (the schedule and each campaign's
+``rate_multiplier``, ``effect_days``, ``is_placebo``), ``uplift_windows.parquet`` (one row per
+treated touch that changes purchases: ``customer_id``, ``campaign_id``, ``starts_at``,
+``ends_at``, ``rate_multiplier``), ``weeks.parquet`` (week bounds and season), ``meta.json``
+(arguments, shape, rates, the complementary category pairs) and ``malformed_csv_lines.json``
 (physical line numbers of the deliberately malformed CSV lines; empty for parquet).
 
-Campaign touches have no effect on purchases, so the oracle needs no touch data.
+The oracle is exact when given the uplift windows (``load_uplift_windows``); without them it
+is the probability the shop would have had without any campaign.
 """
 
 from __future__ import annotations
@@ -151,7 +157,32 @@ def load_ground_truth(out_dir: Path) -> pd.DataFrame:
     return pd.read_parquet(path).set_index("customer_id")
 
 
-def true_purchase_probability(truth: pd.DataFrame, start: date, horizon_days: int) -> pd.Series:
+def load_uplift_windows(out_dir: Path) -> pd.DataFrame:
+    """Load the campaign effect windows written by ``scripts.generate.generate``.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The generator's output directory (the one holding ``raw/`` and ``ground_truth/``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per treated touch that changes purchases: ``customer_id``, ``campaign_id``,
+        ``starts_at``, ``ends_at`` (exclusive) and ``rate_multiplier``.
+    """
+    path = Path(out_dir) / GROUND_TRUTH_DIR / "uplift_windows.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"no uplift windows at {path}; run the generator first")
+    return pd.read_parquet(path)
+
+
+def true_purchase_probability(
+    truth: pd.DataFrame,
+    start: date,
+    horizon_days: int,
+    uplift_windows: pd.DataFrame | None = None,
+) -> pd.Series:
     """Return the exact probability of a non-cancelled order in ``[start, start + horizon)``.
 
     The window is clipped to the simulated calendar (no order exists on or after
@@ -166,6 +197,8 @@ def true_purchase_probability(truth: pd.DataFrame, start: date, horizon_days: in
         First day of the window (midnight, naive UTC).
     horizon_days : int
         Window length in days.
+    uplift_windows : pandas.DataFrame, optional
+        Output of ``load_uplift_windows``; without it campaign effects are left out.
 
     Returns
     -------
@@ -196,6 +229,8 @@ def true_purchase_probability(truth: pd.DataFrame, start: date, horizon_days: in
     overlap = np.clip(np.minimum(ends[cell_week], window_end) - lo, 0.0, None)
     # Same association as the generator: (rate * profile) * active seconds / week seconds.
     expected = (rate * profile * overlap / SECONDS_PER_WEEK).reshape(n, k).sum(axis=1)
+    if uplift_windows is not None:
+        expected += _expected_uplift(truth, uplift_windows, window_start, window_end)
 
     mean_delay = FIRST_ORDER_MEAN_DELAY_DAYS * SECONDS_PER_DAY
     first_lo = np.clip(window_start - created, 0.0, None)
@@ -205,6 +240,37 @@ def true_purchase_probability(truth: pd.DataFrame, start: date, horizon_days: in
 
     none = np.exp(-keep * expected) * (1.0 - keep * first)
     return pd.Series(1.0 - none, index=truth.index, name="purchase_probability")
+
+
+def _expected_uplift(
+    truth: pd.DataFrame, windows: pd.DataFrame, window_start: float, window_end: float
+) -> np.ndarray:
+    """Expected extra orders per customer from effect windows inside the label window."""
+    row = truth.index.get_indexer(windows["customer_id"])
+    low = np.maximum(to_seconds(windows["starts_at"]), window_start)
+    high = np.minimum(to_seconds(windows["ends_at"]), window_end)
+    keep = (row >= 0) & (high > low)
+    row, low, high = row[keep], low[keep], high[keep]
+    extra = windows["rate_multiplier"].to_numpy(dtype=np.float64)[keep] - 1.0
+    # Split every window at week bounds: the season and the decline are constant per week.
+    first_week = (low // SECONDS_PER_WEEK).astype(np.int64)
+    last_week = ((high - 1) // SECONDS_PER_WEEK).astype(np.int64)
+    n_pieces = int((last_week - first_week).max(initial=0)) + 1
+    piece = np.repeat(np.arange(len(row)), n_pieces)
+    week = first_week[piece] + np.tile(np.arange(n_pieces), len(row))
+    inside = week <= last_week[piece]
+    piece, week = piece[inside], week[inside]
+    starts, ends = week_bounds()
+    overlap = np.minimum(ends[week], high[piece]) - np.maximum(starts[week], low[piece])
+    customer = row[piece]
+    profile = weekly_profile(
+        week,
+        to_seconds(truth["decline_start_at"])[customer],
+        truth["decline_tau_days"].to_numpy(dtype=np.float64, na_value=np.nan)[customer],
+    )
+    rate = truth["rate_per_week"].to_numpy(dtype=np.float64)[customer]
+    mean = extra[piece] * rate * profile * overlap / SECONDS_PER_WEEK
+    return np.bincount(customer, weights=mean, minlength=len(truth))
 
 
 def _origin() -> datetime:

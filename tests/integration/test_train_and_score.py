@@ -23,7 +23,11 @@ from ml.evaluate import baseline_scores
 from ml.registry import load_model
 from ml.scoring import SCORES_TABLE, ScoreReport, score, score_batch, scorer_columns
 from ml.training import TrainOptions, TrainReport, train
-from scripts.ground_truth import load_ground_truth, true_purchase_probability
+from scripts.ground_truth import (
+    load_ground_truth,
+    load_uplift_windows,
+    true_purchase_probability,
+)
 from tests.conftest import AS_OF, HORIZON_DAYS, make_settings
 
 pytestmark = pytest.mark.integration
@@ -79,7 +83,8 @@ def outcomes(run: Run, generated_data: Path) -> pd.DataFrame:
         ).fetchdf()["customer_id"]
         features = con.sql("select * from ml.customer_features order by customer_id").fetchdf()
     truth = load_ground_truth(generated_data)
-    oracle = true_purchase_probability(truth, AS_OF, HORIZON_DAYS)
+    windows = load_uplift_windows(generated_data)  # campaigns raise treated customers' rates
+    oracle = true_purchase_probability(truth, AS_OF, HORIZON_DAYS, windows)
     frame = features.merge(run.scores[["customer_id", "purchase_probability"]], on="customer_id")
     frame["oracle"] = frame["customer_id"].map(oracle)
     frame["purchased"] = frame["customer_id"].isin(set(buyers))

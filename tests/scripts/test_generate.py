@@ -27,11 +27,15 @@ from scripts.generate import (
     SCHEMAS,
     generate,
 )
-from scripts.ground_truth import load_ground_truth, true_purchase_probability
+from scripts.ground_truth import (
+    load_ground_truth,
+    load_uplift_windows,
+    true_purchase_probability,
+)
+from tests.scripts.shops import connect
 
 SMALL = 3_000
 SMALL_CHUNK = 1_000
-LARGE = 20_000
 
 
 @pytest.fixture(scope="session")
@@ -49,30 +53,8 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("large")
-    generate(LARGE, seed=5, out_dir=out)
-    return out
-
-
-def _connect(out: Path) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    for name in RAW_TABLES:
-        path = out / "raw" / f"{name}.parquet"
-        connection.execute(f"create table {name} as select * from read_parquet('{path}')")
-    truth = out / "ground_truth" / "customers.parquet"
-    connection.execute(f"create table truth as select * from read_parquet('{truth}')")
-    return connection
-
-
-@pytest.fixture(scope="session")
-def con(large: Path) -> duckdb.DuckDBPyConnection:
-    return _connect(large)
-
-
-@pytest.fixture(scope="session")
 def small_con(small: Path) -> duckdb.DuckDBPyConnection:
-    return _connect(small)
+    return connect(small)
 
 
 def _files(out: Path) -> dict[str, object]:
@@ -226,8 +208,9 @@ def test_malformed_lines_exist_only_in_csv_and_only_where_listed(
 def test_customer_dirt_matches_documented_rates(con: duckdb.DuckDBPyConnection) -> None:
     rates = dirt.DIRT_RATES
     rows = _scalar(con, "select count(*) from customers")
-    reloaded = rows - LARGE
-    _assert_rate(reloaded, LARGE, rates["customer_reloaded"], "re-loaded customers")
+    n_customers = _scalar(con, "select count(*) from truth")
+    reloaded = rows - n_customers
+    _assert_rate(reloaded, n_customers, rates["customer_reloaded"], "re-loaded customers")
     latest_is_truth = _scalar(
         con,
         """
@@ -239,7 +222,7 @@ def test_customer_dirt_matches_documented_rates(con: duckdb.DuckDBPyConnection) 
         where latest.city = truth.city and latest.marketing_opt_in = truth.marketing_opt_in
         """,
     )
-    assert latest_is_truth == LARGE
+    assert latest_is_truth == n_customers
     for column in ("birth_date", "income", "gender"):
         missing = _scalar(con, f"select count(*) - count({column}) from customers")
         _assert_rate(missing, rows, rates[f"{column}_missing"], f"missing {column}")
@@ -384,7 +367,8 @@ def test_oracle_mean_matches_the_realised_purchase_rate(
     large: Path, con: duckdb.DuckDBPyConnection, start: date, horizon_days: int
 ) -> None:
     truth = load_ground_truth(large)
-    probability = true_purchase_probability(truth, start, horizon_days)
+    windows = load_uplift_windows(large)
+    probability = true_purchase_probability(truth, start, horizon_days, windows)
     bought = probability.index.isin(_realised(con, start, horizon_days))
     standard_error = np.sqrt((probability * (1 - probability)).sum()) / len(probability)
     assert abs(bought.mean() - probability.mean()) < 4 * standard_error + 0.005
