@@ -2,7 +2,8 @@
 
 Read the raw Parquet files into DataFrames, clean them with boolean masks, ``map`` and
 ``drop_duplicates``, then loop over the snapshot dates and ``groupby`` the cleaned tables for each
-one, ``fillna`` with the training mean, scale, and ``get_dummies`` over fixed levels. It is the
+one, ``fillna`` with the training mean, scale, and ``get_dummies`` over the levels learned from the
+training rows. It is the
 straightforward way, not a tuned one: string ids stay strings, every table is held in memory
 whole, each snapshot re-filters and re-groups the event tables.
 
@@ -67,20 +68,12 @@ FEATURES: tuple[tuple[str, bool, bool], ...] = (
 )
 FEATURE_NAMES = tuple(name for name, _, _ in FEATURES)
 
-# One-hot levels of macros/feature_catalog.sql categorical_levels(); anything else is `other`.
-CATEGORICAL_LEVELS: dict[str, tuple[str, ...]] = {
-    "gender": ("female", "male", "non_binary", "unknown"),
-    "region": ("north", "south", "east", "west", "central", "unknown"),
-    "acquisition_channel": (
-        "organic",
-        "paid_search",
-        "social",
-        "referral",
-        "email",
-        "affiliate",
-        "unknown",
-    ),
-}
+# macros/feature_catalog.sql onehot_categoricals() and onehot_slots(); the levels are learned
+# from the training rows (dbt_project.yml onehot_min_share, onehot_max_levels).
+CATEGORICALS = ("gender", "region", "acquisition_channel")
+ONEHOT_SLOTS = 8
+ONEHOT_MIN_SHARE = 0.01
+ONEHOT_MAX_LEVELS = 8
 
 # dbt_project.yml vars the features depend on.
 MAX_MONEY = 100_000
@@ -122,10 +115,9 @@ def _spelling(values: pd.Series) -> pd.Series:
 
 
 def _vocabulary_value(values: pd.Series, spellings: dict[str, str]) -> pd.Series:
-    """staging's vocabulary_value: the controlled value, `other` for an unknown spelling."""
+    """staging's vocabulary_value: the controlled value, else the cleaned spelling."""
     spelling = _spelling(values)
-    value = spelling.map(spellings)
-    return value.where(spelling.isna() | value.notna(), "other")
+    return spelling.map(spellings).fillna(spelling)
 
 
 def _cents(values: pd.Series) -> pd.Series:
@@ -516,11 +508,19 @@ def preprocess(features: pd.DataFrame) -> pd.DataFrame:
             columns[f"{name}_was_missing"] = features[name].isna()
     preprocessed = pd.DataFrame(columns, index=features.index)
     dummies = []
-    for categorical, levels in CATEGORICAL_LEVELS.items():
-        values = features[categorical].where(features[categorical].isin(levels), "other")
+    for categorical in CATEGORICALS:
+        # Levels with at least the minimum share of training rows, the most frequent first
+        # (ties: the later level in code-point order), at most ONEHOT_MAX_LEVELS; the rest other.
+        counts = training[categorical].value_counts()
+        counts = counts[counts >= len(training) * ONEHOT_MIN_SHARE]
+        ranked = sorted(sorted(counts.index, reverse=True), key=lambda level: -counts[level])
+        levels = ranked[:ONEHOT_MAX_LEVELS]
+        slots = [f"level_{slot}" for slot in range(1, ONEHOT_SLOTS + 1)]
+        slot_of = dict(zip(levels, slots, strict=False))
+        values = features[categorical].map(slot_of).fillna("other")
         dummies.append(
             pd.get_dummies(
-                pd.Categorical(values, categories=[*levels, "other"]),
+                pd.Categorical(values, categories=[*slots, "other"]),
                 prefix=categorical,
                 prefix_sep="__",
                 dtype="int32",
@@ -529,7 +529,7 @@ def preprocess(features: pd.DataFrame) -> pd.DataFrame:
     raw = features.rename(
         columns={
             column: f"{column}__raw"
-            for column in [*FEATURE_NAMES, *CATEGORICAL_LEVELS, "is_marketing_opt_in"]
+            for column in [*FEATURE_NAMES, *CATEGORICALS, "is_marketing_opt_in"]
         }
     )
     opt_in = features.is_marketing_opt_in.astype("int32").rename("is_marketing_opt_in")

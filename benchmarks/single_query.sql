@@ -37,18 +37,9 @@ customers_valid as (
         customers.birth_date,
         customers.income,
         coalesce(customers.marketing_opt_in, false) as is_marketing_opt_in,
-        case
-            when lower(nullif(trim(customers.gender), '')) is null then null
-            else coalesce(gender_vocabulary.value, 'other')
-        end as gender,
-        case
-            when lower(nullif(trim(customers.region), '')) is null then null
-            else coalesce(region_vocabulary.value, 'other')
-        end as region,
-        case
-            when lower(nullif(trim(customers.acquisition_channel), '')) is null then null
-            else coalesce(channel_vocabulary.value, 'other')
-        end as acquisition_channel,
+        coalesce(gender_vocabulary.value, lower(nullif(trim(customers.gender), ''))) as gender,
+        coalesce(region_vocabulary.value, lower(nullif(trim(customers.region), ''))) as region,
+        coalesce(channel_vocabulary.value, lower(nullif(trim(customers.acquisition_channel), ''))) as acquisition_channel,
     from read_parquet('${raw_dir}/customers.parquet') as customers
     left join vocabulary as gender_vocabulary
         on gender_vocabulary.field = 'gender'
@@ -807,6 +798,57 @@ moments as (
 
 ),
 
+-- One-hot levels learned from the training rows: at least 1% of them (onehot_min_share), the 8
+-- most frequent (onehot_max_levels), ties to the level later in code-point order.
+level_counts as (
+
+    select 'gender' as categorical, gender__raw as level, count(*) as n_level_rows
+    from transformed
+    where is_training
+    group by all
+    union all
+    select 'region', region__raw, count(*)
+    from transformed
+    where is_training
+    group by all
+    union all
+    select 'acquisition_channel', acquisition_channel__raw, count(*)
+    from transformed
+    where is_training
+    group by all
+
+),
+
+learned_levels as (
+
+    select
+        level_counts.categorical,
+        level_counts.level,
+        row_number() over (
+            partition by level_counts.categorical
+            order by level_counts.n_level_rows desc, level_counts.level desc
+        ) as slot,
+    from level_counts
+    where level_counts.n_level_rows >= 0.01::double * (
+        select count(*) from transformed where is_training
+    )
+    qualify slot <= 8
+
+),
+
+level_slots as (
+
+    select
+        map_from_entries(list((level, slot)) filter (where categorical = 'gender'))
+            as gender__slots,
+        map_from_entries(list((level, slot)) filter (where categorical = 'region'))
+            as region__slots,
+        map_from_entries(list((level, slot)) filter (where categorical = 'acquisition_channel'))
+            as acquisition_channel__slots,
+    from learned_levels
+
+),
+
 preprocessed as (
 
     select
@@ -952,42 +994,64 @@ preprocessed as (
         (transformed.income__t - moments.income__mean)
             / moments.income__scale as income__scaled,
         transformed.income__raw is null as income_was_missing,
-        cast(transformed.gender__raw = 'female' as integer) as gender__female,
-        cast(transformed.gender__raw = 'male' as integer) as gender__male,
-        cast(transformed.gender__raw = 'non_binary' as integer) as gender__non_binary,
-        cast(transformed.gender__raw = 'unknown' as integer) as gender__unknown,
-        cast(transformed.gender__raw not in (
-            'female', 'male', 'non_binary', 'unknown'
-        ) as integer) as gender__other,
-        cast(transformed.region__raw = 'north' as integer) as region__north,
-        cast(transformed.region__raw = 'south' as integer) as region__south,
-        cast(transformed.region__raw = 'east' as integer) as region__east,
-        cast(transformed.region__raw = 'west' as integer) as region__west,
-        cast(transformed.region__raw = 'central' as integer) as region__central,
-        cast(transformed.region__raw = 'unknown' as integer) as region__unknown,
-        cast(transformed.region__raw not in (
-            'north', 'south', 'east', 'west', 'central', 'unknown'
-        ) as integer) as region__other,
-        cast(transformed.acquisition_channel__raw = 'organic' as integer)
-            as acquisition_channel__organic,
-        cast(transformed.acquisition_channel__raw = 'paid_search' as integer)
-            as acquisition_channel__paid_search,
-        cast(transformed.acquisition_channel__raw = 'social' as integer)
-            as acquisition_channel__social,
-        cast(transformed.acquisition_channel__raw = 'referral' as integer)
-            as acquisition_channel__referral,
-        cast(transformed.acquisition_channel__raw = 'email' as integer)
-            as acquisition_channel__email,
-        cast(transformed.acquisition_channel__raw = 'affiliate' as integer)
-            as acquisition_channel__affiliate,
-        cast(transformed.acquisition_channel__raw = 'unknown' as integer)
-            as acquisition_channel__unknown,
-        cast(transformed.acquisition_channel__raw not in (
-            'organic', 'paid_search', 'social', 'referral', 'email', 'affiliate', 'unknown'
-        ) as integer) as acquisition_channel__other,
+        cast(coalesce(level_slots.gender__slots[transformed.gender__raw], 0) = 1 as integer)
+            as gender__level_1,
+        cast(coalesce(level_slots.gender__slots[transformed.gender__raw], 0) = 2 as integer)
+            as gender__level_2,
+        cast(coalesce(level_slots.gender__slots[transformed.gender__raw], 0) = 3 as integer)
+            as gender__level_3,
+        cast(coalesce(level_slots.gender__slots[transformed.gender__raw], 0) = 4 as integer)
+            as gender__level_4,
+        cast(coalesce(level_slots.gender__slots[transformed.gender__raw], 0) = 5 as integer)
+            as gender__level_5,
+        cast(coalesce(level_slots.gender__slots[transformed.gender__raw], 0) = 6 as integer)
+            as gender__level_6,
+        cast(coalesce(level_slots.gender__slots[transformed.gender__raw], 0) = 7 as integer)
+            as gender__level_7,
+        cast(coalesce(level_slots.gender__slots[transformed.gender__raw], 0) = 8 as integer)
+            as gender__level_8,
+        cast(coalesce(level_slots.gender__slots[transformed.gender__raw], 0) = 0 as integer)
+            as gender__other,
+        cast(coalesce(level_slots.region__slots[transformed.region__raw], 0) = 1 as integer)
+            as region__level_1,
+        cast(coalesce(level_slots.region__slots[transformed.region__raw], 0) = 2 as integer)
+            as region__level_2,
+        cast(coalesce(level_slots.region__slots[transformed.region__raw], 0) = 3 as integer)
+            as region__level_3,
+        cast(coalesce(level_slots.region__slots[transformed.region__raw], 0) = 4 as integer)
+            as region__level_4,
+        cast(coalesce(level_slots.region__slots[transformed.region__raw], 0) = 5 as integer)
+            as region__level_5,
+        cast(coalesce(level_slots.region__slots[transformed.region__raw], 0) = 6 as integer)
+            as region__level_6,
+        cast(coalesce(level_slots.region__slots[transformed.region__raw], 0) = 7 as integer)
+            as region__level_7,
+        cast(coalesce(level_slots.region__slots[transformed.region__raw], 0) = 8 as integer)
+            as region__level_8,
+        cast(coalesce(level_slots.region__slots[transformed.region__raw], 0) = 0 as integer)
+            as region__other,
+        cast(coalesce(level_slots.acquisition_channel__slots[transformed.acquisition_channel__raw], 0) = 1 as integer)
+            as acquisition_channel__level_1,
+        cast(coalesce(level_slots.acquisition_channel__slots[transformed.acquisition_channel__raw], 0) = 2 as integer)
+            as acquisition_channel__level_2,
+        cast(coalesce(level_slots.acquisition_channel__slots[transformed.acquisition_channel__raw], 0) = 3 as integer)
+            as acquisition_channel__level_3,
+        cast(coalesce(level_slots.acquisition_channel__slots[transformed.acquisition_channel__raw], 0) = 4 as integer)
+            as acquisition_channel__level_4,
+        cast(coalesce(level_slots.acquisition_channel__slots[transformed.acquisition_channel__raw], 0) = 5 as integer)
+            as acquisition_channel__level_5,
+        cast(coalesce(level_slots.acquisition_channel__slots[transformed.acquisition_channel__raw], 0) = 6 as integer)
+            as acquisition_channel__level_6,
+        cast(coalesce(level_slots.acquisition_channel__slots[transformed.acquisition_channel__raw], 0) = 7 as integer)
+            as acquisition_channel__level_7,
+        cast(coalesce(level_slots.acquisition_channel__slots[transformed.acquisition_channel__raw], 0) = 8 as integer)
+            as acquisition_channel__level_8,
+        cast(coalesce(level_slots.acquisition_channel__slots[transformed.acquisition_channel__raw], 0) = 0 as integer)
+            as acquisition_channel__other,
         cast(transformed.is_marketing_opt_in__raw as integer) as is_marketing_opt_in,
     from transformed
     cross join moments
+    cross join level_slots
 
 )
 

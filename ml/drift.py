@@ -105,3 +105,50 @@ def add_counts(
     if total is None:
         return counts
     return {column: total[column] + counts[column] for column in total}
+
+
+MAX_SHARE_OUTSIDE_TRAINING_RANGE = 0.5
+"""An input whose scoring values lie outside its training range for more than this share of
+rows does not overlap training: the model would be scored where it never saw data."""
+
+
+def non_overlapping_inputs(training: pd.DataFrame, scoring: pd.DataFrame) -> pd.DataFrame:
+    """Which inputs of the scoring snapshot the training snapshots cannot speak for.
+
+    An input is left out when it drifted (PSI > 0.25, the bins of `DriftReference`) *and*
+    the drift is structural: most scoring rows (more than `MAX_SHARE_OUTSIDE_TRAINING_RANGE`)
+    fall outside the training range [min, max]. Tenure on a shop whose customers all signed up
+    in the same few weeks is the case: every customer is older at the scoring snapshot than at
+    any training snapshot. PSI alone would also catch inputs that merely shifted inside the
+    training range (a seasonal rise in visits), which a tree still ranks sensibly.
+
+    Parameters
+    ----------
+    training, scoring : pandas.DataFrame
+        The same model input columns, of the training snapshots and of the scoring snapshot.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns `feature`, `psi`, `share_outside_training_range`, `is_dropped`, in the order
+        of the columns.
+    """
+    columns = list(training.columns)
+    reference = DriftReference().fit(training)
+    psi = reference.psi(reference.count(scoring)).set_index("feature")["psi"]
+    train = training.to_numpy(np.float64)
+    values = scoring[columns].to_numpy(np.float64)
+    low, high = np.nanmin(train, axis=0), np.nanmax(train, axis=0)
+    with np.errstate(invalid="ignore"):
+        outside = ((values < low) | (values > high)).mean(axis=0) if len(values) else 0.0
+    table = pd.DataFrame(
+        {
+            "feature": columns,
+            "psi": psi.reindex(columns).to_numpy(),
+            "share_outside_training_range": np.broadcast_to(outside, (len(columns),)),
+        }
+    )
+    table["is_dropped"] = (table["psi"] > PSI_DRIFT_THRESHOLD) & (
+        table["share_outside_training_range"] > MAX_SHARE_OUTSIDE_TRAINING_RANGE
+    )
+    return table

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_selection import mutual_info_classif
 from sklearn.metrics import roc_auc_score
 
-from ml.features import MISSING_SUFFIX, SCALED_SUFFIX, feature_groups
+from ml.features import MISSING_SUFFIX, SCALED_SUFFIX, feature_groups, input_label
 from ml.sampling import sample_rows
 
 
@@ -71,7 +71,11 @@ def permutation_importances(
 
 
 def feature_selection_report(
-    X: pd.DataFrame, y: np.ndarray, random_state: int, max_rows: int = 10_000
+    X: pd.DataFrame,
+    y: np.ndarray,
+    random_state: int,
+    max_rows: int = 10_000,
+    levels: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """The seed's feature-selection view: correlation and mutual information with the label.
 
@@ -83,6 +87,9 @@ def feature_selection_report(
         Seeds the row sample and the mutual-information estimator.
     max_rows : int
         Rows used; the nearest-neighbour estimator of mutual information is superlinear.
+    levels : dict of str to str, optional
+        One-hot slot column -> learned level (`features.one_hot_levels`): one-hot inputs are
+        then named as people read them ("region is bavaria").
 
     Returns
     -------
@@ -100,7 +107,10 @@ def feature_selection_report(
         correlation = sample.corrwith(pd.Series(labels, index=sample.index)).to_numpy()
     table = pd.DataFrame(
         {
-            "feature": sample.columns,
+            "feature": [
+                column if levels is None else input_label(column, levels)
+                for column in sample.columns
+            ],
             "correlation": np.nan_to_num(correlation),
             "mutual_information": mutual_information,
         }

@@ -2,7 +2,9 @@
 
 The marts `ml.training_examples` and `ml.customer_features` share one naming scheme: for each
 numeric feature `f` there is `f` (imputed, raw units), `f__scaled` (preprocessed in SQL) and,
-for imputable ones, `f_was_missing`; categoricals are one-hot `<categorical>__<level>` integers;
+for imputable ones, `f_was_missing`; categoricals are one-hot integers in fixed slots,
+`<categorical>__level_<i>` for the i-th most frequent level learned in training (which level
+that is lives in `ml.feature_stats`, see `one_hot_levels`) and `<categorical>__other`;
 `is_marketing_opt_in` is an integer flag. The model reads the preprocessed columns only; the raw
 ones are for profiles and reason codes.
 """
@@ -17,7 +19,10 @@ import pyarrow as pa
 
 SCALED_SUFFIX = "__scaled"
 MISSING_SUFFIX = "_was_missing"
-ONE_HOT_PREFIXES = ("gender__", "region__", "acquisition_channel__")
+CATEGORICALS = ("gender", "region", "acquisition_channel")
+"""macros/feature_catalog.sql onehot_categoricals()."""
+ONE_HOT_PREFIXES = tuple(f"{categorical}__" for categorical in CATEGORICALS)
+OTHER_SUFFIX = "__other"
 OPT_IN = "is_marketing_opt_in"
 LABEL = "purchased_in_horizon"
 
@@ -75,6 +80,49 @@ def feature_groups(inputs: Iterable[str]) -> dict[str, list[str]]:
             name = column
         groups.setdefault(name, []).append(column)
     return groups
+
+
+def one_hot_levels(rows: Iterable[tuple[str, int, str]]) -> dict[str, str]:
+    """The level each one-hot slot column stands for, from `ml.feature_stats`.
+
+    Parameters
+    ----------
+    rows : iterable of (str, int, str)
+        `(feature, slot, level)` of the fit's `onehot_level` rows with a slot.
+
+    Returns
+    -------
+    dict of str to str
+        `{"region__level_1": "bavaria", ...}`; slots without a learned level are absent.
+    """
+    return {f"{feature}__level_{slot}": level for feature, slot, level in rows}
+
+
+def input_label(column: str, levels: dict[str, str]) -> str:
+    """How a model input reads for people: `region is bavaria`, not `region__level_3`.
+
+    Parameters
+    ----------
+    column : str
+        A model input column.
+    levels : dict of str to str
+        Slot column -> learned level (`one_hot_levels`).
+
+    Returns
+    -------
+    str
+        For a one-hot slot column "<categorical> is <level>" ("<categorical>: no level learned"
+        for an empty slot); for `<categorical>__other` "<categorical> is another value"; any
+        other column unchanged.
+    """
+    if not column.startswith(ONE_HOT_PREFIXES):
+        return column
+    categorical = column.split("__")[0]
+    if column.endswith(OTHER_SUFFIX):
+        return f"{categorical} is another value"
+    if column in levels:
+        return f"{categorical} is {levels[column]}"
+    return f"{categorical}: no level learned ({column})"
 
 
 def model_matrix(data: ArrowData | pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:

@@ -96,7 +96,9 @@ def schema_differences(metadata: ModelMetadata, mart_dtypes: dict[str, str]) -> 
     """
     expected = {c: metadata.column_dtypes[c] for c in scorer_columns(metadata)}
     missing = sorted(set(expected) - set(mart_dtypes))
-    new_inputs = sorted(set(model_input_columns(mart_dtypes)) - set(expected))
+    # Inputs training left out on purpose (metadata.dropped_inputs) are not new.
+    known = set(expected) | set(metadata.dropped_inputs)
+    new_inputs = sorted(set(model_input_columns(mart_dtypes)) - known)
     changed = sorted(
         f"{c} {expected[c]} -> {mart_dtypes[c]}"
         for c in set(expected) & set(mart_dtypes)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from importlib.metadata import version
@@ -27,7 +27,12 @@ from threadpoolctl import threadpool_limits
 
 from ml import evaluate, registry, warehouse
 from ml.config import Settings
-from ml.drift import DriftReference
+from ml.drift import (
+    MAX_SHARE_OUTSIDE_TRAINING_RANGE,
+    PSI_DRIFT_THRESHOLD,
+    DriftReference,
+    non_overlapping_inputs,
+)
 from ml.errors import SegmartError
 from ml.evaluate import DEFAULT_THRESHOLD, markdown_table
 from ml.explain import ReasonCoder, feature_selection_report, permutation_importances
@@ -35,6 +40,7 @@ from ml.features import (
     LABEL,
     model_input_columns,
     model_matrix,
+    one_hot_levels,
     raw_feature_columns,
     scaled_columns,
 )
@@ -57,6 +63,9 @@ from ml.segments import (
 )
 
 TRAINING_TABLE = "ml.training_examples"
+SCORING_TABLE = "ml.customer_features"
+STATS_TABLE = "ml.feature_stats"
+MAX_OVERLAP_ROWS = 50_000  # scoring rows sampled (by customer hash) for the overlap check
 MODEL_RUNS_TABLE = "predictions.model_runs"
 MIN_EXAMPLES_PER_CLASS = 100
 _HASH_BITS = 20
@@ -111,6 +120,11 @@ class Examples:
     def X(self) -> pd.DataFrame:  # noqa: N802 - scikit-learn's name
         """The model inputs."""
         return self.features[list(self.inputs)]
+
+    def without(self, inputs: Iterable[str]) -> Examples:
+        """The same examples with some model inputs left out (their columns stay)."""
+        left_out = set(inputs)
+        return replace(self, inputs=tuple(c for c in self.inputs if c not in left_out))
 
     def take(self, mask: np.ndarray) -> Examples:
         """The examples where `mask` is true."""
@@ -236,7 +250,10 @@ class Trained:
 
 
 def fit_models(
-    split: Split, options: TrainOptions, progress: Callable[[str], None] = lambda s: None
+    split: Split,
+    options: TrainOptions,
+    progress: Callable[[str], None] = lambda s: None,
+    levels: dict[str, str] | None = None,
 ) -> Trained:
     """Select, evaluate and explain the classifier, fit the final one, segments and drift bins.
 
@@ -245,7 +262,8 @@ def fit_models(
     snapshot, which adds the most recent data and helped out of time by 0.005-0.01 AUC: one
     per half of the customers, each calibrated on the other half's latest snapshot, the two
     probabilities averaged. So calibration always sees scores of customers the model never
-    saw, without holding back any data from the final fit.
+    saw, without holding back any data from the final fit. `levels` (slot column -> learned
+    level) names the one-hot inputs in the feature-selection table.
     """
     seed, fit, validation = options.random_state, split.fit, split.validation
     n_candidates = len(CANDIDATES[options.algorithm])
@@ -264,7 +282,7 @@ def fit_models(
     importance = permutation_importances(winner, validation.X, validation.label, seed)
     weights = importance.set_index("feature")["importance"]
     reasons = ReasonCoder().fit(split.latest.X, held_out, importance=weights)
-    selection = feature_selection_report(fit.X, fit.label, seed)
+    selection = feature_selection_report(fit.X, fit.label, seed, levels=levels)
     progress("segmenting the latest snapshot's customers; binning features for drift")
     segmenter, names, segments = fit_segments(split.latest, held_out, options)
     drift = DriftReference().fit(pd.concat([f.X for f in split.folds], ignore_index=True))
@@ -327,6 +345,82 @@ def fit_segments(
     return segmenter, names, describe_segments(profiles, names)
 
 
+@dataclass(frozen=True)
+class InputOverlap:
+    """Which model inputs the scoring snapshot shares with the training snapshots.
+
+    `table` holds, per model input, its PSI between the training snapshots' rows and the
+    scoring snapshot's, the share of scoring rows outside the training range and `is_dropped`
+    (see `drift.non_overlapping_inputs`); empty when there was no scoring snapshot to compare.
+    """
+
+    table: pd.DataFrame
+    as_of: str | None = None
+
+    @property
+    def dropped(self) -> dict[str, str]:
+        """Left-out input -> why, in words."""
+        if self.table.empty:
+            return {}
+        return {
+            row.feature: (
+                f"PSI {row.psi:.2f} (> {PSI_DRIFT_THRESHOLD}) between the training snapshots and"
+                f" the {self.as_of} scoring snapshot, and {row.share_outside_training_range:.0%}"
+                f" of scoring rows (> {MAX_SHARE_OUTSIDE_TRAINING_RANGE:.0%}) outside the"
+                " training range: the model would score values it never saw"
+            )
+            for row in self.table[self.table["is_dropped"]].itertuples()
+        }
+
+    def to_markdown(self) -> str:
+        """The report section: what was left out and why, or that nothing was."""
+        if self.table.empty:
+            return (
+                f"No scoring snapshot ({SCORING_TABLE}) to compare with: every input was kept"
+                " unchecked."
+            )
+        dropped = self.dropped
+        worst = self.table.sort_values(["psi", "feature"], ascending=[False, True]).head(5)
+        lines = [
+            f"Compared before fitting: each input's PSI between the training snapshots and the"
+            f" {self.as_of} scoring snapshot, and the share of scoring rows outside its training"
+            f" range. An input is left out when PSI > {PSI_DRIFT_THRESHOLD} and more than"
+            f" {MAX_SHARE_OUTSIDE_TRAINING_RANGE:.0%} of scoring rows lie outside that range.",
+        ]
+        if dropped:
+            lines += [f"- left out `{feature}`: {why}" for feature, why in dropped.items()]
+        else:
+            lines.append("Nothing was left out. Largest PSI:")
+        lines.append(
+            markdown_table(
+                worst[["feature", "psi", "share_outside_training_range", "is_dropped"]],
+                digits=3,
+                index=False,
+            )
+        )
+        return "\n\n".join(lines)
+
+
+def check_overlap(
+    examples: Examples, scoring: pd.DataFrame | None, as_of: str | None
+) -> InputOverlap:
+    """Compare every model input of the training snapshots with the scoring snapshot.
+
+    Parameters
+    ----------
+    examples : Examples
+        The training examples (every snapshot).
+    scoring : pandas.DataFrame or None
+        The same inputs at the scoring snapshot (`ml.customer_features`, possibly a sample);
+        None or empty when there is none.
+    as_of : str or None
+        The scoring snapshot's date, for the report.
+    """
+    if scoring is None or scoring.empty or len(examples.label) == 0:
+        return InputOverlap(pd.DataFrame(), as_of)
+    return InputOverlap(non_overlapping_inputs(examples.X, scoring[list(examples.inputs)]), as_of)
+
+
 def training_data_sha256(examples: Examples) -> str:
     """sha256 over the exact numbers trained on: ids, snapshots, labels and features."""
     digest = hashlib.sha256()
@@ -351,6 +445,7 @@ class TrainReport:
     margins: dict[str, float]
     warnings: tuple[str, ...] = ()
     elapsed_seconds: float = 0.0
+    overlap: InputOverlap | None = None
 
     @property
     def model_id(self) -> str:
@@ -406,6 +501,9 @@ class TrainReport:
             "## Feature selection (correlation and mutual information with the label)",
             markdown_table(self.feature_selection.head(15), digits=4, index=False),
         ]
+        if self.overlap is not None:
+            at = sections.index("## Hyperparameter search (validation ROC-AUC)")
+            sections[at:at] = ["## Inputs left out before fitting", self.overlap.to_markdown()]
         if self.warnings:
             sections += ["## Warnings", *(f"- {warning}" for warning in self.warnings)]
         return "\n\n".join(sections) + "\n"
@@ -428,6 +526,8 @@ def _metadata(
     table: pa.Table,
     column_dtypes: dict[str, str],
     options: TrainOptions,
+    overlap: InputOverlap | None = None,
+    levels: dict[str, str] | None = None,
 ) -> ModelMetadata:
     trained_at = datetime.now(UTC)
     data_sha = training_data_sha256(examples)
@@ -465,6 +565,8 @@ def _metadata(
             "profiles": json.loads(segments.reset_index().to_json(orient="records")),
         },
         library_versions=_library_versions(),
+        dropped_inputs=overlap.dropped if overlap is not None else {},
+        one_hot_levels=dict(levels or {}),
         extra={
             "validation": (
                 f"candidates fitted on {len(split.fit.label):,} rows of the earlier snapshots of"
@@ -472,7 +574,7 @@ def _metadata(
                 " of the other half; final model: one per half on every snapshot, each"
                 " calibrated on the other half's latest snapshot, probabilities averaged"
             ),
-            # For the run report (ml/report.py): curves and importances of the validation.
+            # For the run report (ml/report/): curves and importances of the validation.
             "validation_curves": trained.curves,
             "feature_importance": trained.importance[["feature", "importance"]].to_dict("records"),
             "feature_selection": trained.feature_selection.to_dict("records"),
@@ -548,6 +650,41 @@ def _read_examples(
     return warehouse.query(con, sql, params), column_dtypes
 
 
+def _read_scoring_inputs(
+    con: duckdb.DuckDBPyConnection, inputs: tuple[str, ...], max_rows: int
+) -> tuple[pd.DataFrame | None, str | None]:
+    """The model inputs of the scoring snapshot (a customer-hash sample above `max_rows`)."""
+    if not warehouse.table_exists(con, SCORING_TABLE):
+        return None, None
+    schema = warehouse.table_schema(con, SCORING_TABLE)
+    if not set(inputs) <= set(schema):
+        return None, None  # a mart of another build: scoring will refuse it anyway
+    count = warehouse.query(con, f"select count(*) as n, max(as_of) as as_of from {SCORING_TABLE}")
+    n_rows, as_of = count.column("n")[0].as_py(), count.column("as_of")[0].as_py()
+    where, params = "", []
+    if n_rows > max_rows:
+        where = f"where md5_number(customer_id) >> {128 - _HASH_BITS} < ?"
+        params = [int(2**_HASH_BITS * max_rows / n_rows)]
+    select = ", ".join(f'"{column}"' for column in inputs)
+    table = warehouse.query(con, f"select {select} from {SCORING_TABLE} {where}", params)
+    return model_matrix(table, inputs), None if as_of is None else str(as_of)
+
+
+def _read_one_hot_levels(con: duckdb.DuckDBPyConnection, table: pa.Table) -> dict[str, str]:
+    """Slot column -> learned level, from the feature_stats rows the examples were built with."""
+    if not warehouse.table_exists(con, STATS_TABLE) or table.num_rows == 0:
+        return {}
+    fitted_as_of = table.column("feature_stats_fitted_as_of")[0].as_py()
+    rows = warehouse.query(
+        con,
+        f"select feature, slot, level from {STATS_TABLE}"
+        " where fitted_as_of = ? and kind = 'onehot_level' and slot is not null"
+        " order by feature, slot",
+        [fitted_as_of],
+    ).to_pylist()
+    return one_hot_levels((row["feature"], row["slot"], row["level"]) for row in rows)
+
+
 def train(
     settings: Settings,
     options: TrainOptions = TrainOptions(),
@@ -579,13 +716,20 @@ def train(
     progress(f"reading {TRAINING_TABLE}")
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         table, column_dtypes = _read_examples(con, options.max_training_rows)
-    examples = Examples.from_arrow(table)
+        examples = Examples.from_arrow(table)
+        scoring, scoring_as_of = _read_scoring_inputs(con, examples.inputs, MAX_OVERLAP_ROWS)
+        levels = _read_one_hot_levels(con, table)
+    # Before fitting: an input the scoring snapshot does not share with training is left out.
+    overlap = check_overlap(examples, scoring, scoring_as_of)
+    for feature, why in overlap.dropped.items():
+        progress(f"leaving out {feature}: {why}")
+    examples = examples.without(overlap.dropped)
     split = split_for_validation(examples)
     check_build(settings, table)
     check_trainable(split, options.n_segments)
     with threadpool_limits(limits=options.n_threads):
-        trained = fit_models(split, options, progress)
-    metadata = _metadata(trained, examples, split, table, column_dtypes, options)
+        trained = fit_models(split, options, progress, levels)
+    metadata = _metadata(trained, examples, split, table, column_dtypes, options, overlap, levels)
     margins = evaluate.margin_over_baselines(trained.metrics, trained.baselines)
     warnings = tuple(
         f"the model does not beat the {name} baseline (ROC-AUC {margin:+.3f})"
@@ -604,6 +748,7 @@ def train(
         margins=margins,
         warnings=warnings,
         elapsed_seconds=time.perf_counter() - started,
+        overlap=overlap,
     )
     progress(f"saving model {metadata.model_id}")
     return _save(settings, trained, report)

@@ -38,12 +38,53 @@
     ]) }}
 {% endmacro %}
 
-{#- Categorical features one-hot encoded over fixed levels; anything else goes to `other`. -#}
-{% macro categorical_levels() %}
-    {{ return({
-        'gender': ['female', 'male', 'non_binary', 'unknown'],
-        'region': ['north', 'south', 'east', 'west', 'central', 'unknown'],
-        'acquisition_channel': ['organic', 'paid_search', 'social', 'referral', 'email',
-                                'affiliate', 'unknown'],
-    }) }}
+{#-
+    Categorical features, one-hot encoded over levels learned from the training population
+    (feature_stats, kind 'onehot_level'): the most frequent values with a training share of at
+    least var('onehot_min_share'), at most var('onehot_max_levels') of them; everything else,
+    including values first seen at scoring, goes to `<categorical>__other`. A missing value is
+    the level 'unknown' (int_customer_snapshots_featurized). Each categorical has
+    onehot_slots() fixed columns `<categorical>__level_<i>`, slot i holding the i-th most
+    frequent learned level (all zeros when fewer were learned), so the mart contracts do not
+    depend on the data.
+-#}
+{% macro onehot_categoricals() %}
+    {{ return(['gender', 'region', 'acquisition_channel']) }}
+{% endmacro %}
+
+{#- Level columns per categorical in the ML marts: the most var('onehot_max_levels') may be. -#}
+{% macro onehot_slots() %}
+    {{ return(8) }}
+{% endmacro %}
+
+{#- The one-hot columns of the ML marts for one categorical, in mart order. -#}
+{% macro onehot_columns(categorical) %}
+    {%- set columns = [] -%}
+    {%- for slot in range(1, onehot_slots() + 1) -%}
+        {%- do columns.append(categorical ~ '__level_' ~ slot) -%}
+    {%- endfor -%}
+    {%- do columns.append(categorical ~ '__other') -%}
+    {{ return(columns) }}
+{% endmacro %}
+
+{#- var('onehot_max_levels'), checked against the slots the marts have. -#}
+{% macro onehot_max_levels() %}
+    {%- set max_levels = var('onehot_max_levels') -%}
+    {%- if max_levels is not number or max_levels != max_levels | int
+        or max_levels < 1 or max_levels > onehot_slots() -%}
+        {%- do exceptions.raise_compiler_error(
+            "var onehot_max_levels must be a whole number from 1 to " ~ onehot_slots()
+            ~ " (the level columns of the ML marts), got: " ~ max_levels) -%}
+    {%- endif -%}
+    {{ return(max_levels | int) }}
+{% endmacro %}
+
+{#- var('onehot_min_share') as a SQL double, checked to be a share. -#}
+{% macro onehot_min_share() %}
+    {%- set min_share = var('onehot_min_share') -%}
+    {%- if min_share is not number or min_share < 0 or min_share > 1 -%}
+        {%- do exceptions.raise_compiler_error(
+            "var onehot_min_share must be a number from 0 to 1, got: " ~ min_share) -%}
+    {%- endif -%}
+    {{ return('cast(' ~ min_share ~ ' as double)') }}
 {% endmacro %}

@@ -1,8 +1,9 @@
 {#-
     SQL preprocessing that mirrors scikit-learn: SimpleImputer (mean or median), log1p
     (FunctionTransformer), StandardScaler / MinMaxScaler / the seed's value / (mean + 3 * std),
-    and OneHotEncoder over fixed levels with an `other` column. Parameters are fitted once into
-    feature_stats and only applied here, so train and serve share them.
+    and OneHotEncoder(min_frequency, max_categories, handle_unknown='infrequent_if_exist') over
+    levels learned from the training population, in fixed slot columns plus `other`. Parameters
+    are fitted once into feature_stats and only applied here, so train and serve share them.
 -#}
 
 {#- One row holding every fitted parameter as a column, for a cross join. -#}
@@ -13,10 +14,17 @@
         max(center) filter (where feature = '{{ feature.name }}') as {{ feature.name }}__center,
         max(scale) filter (where feature = '{{ feature.name }}') as {{ feature.name }}__scale,
         {% endfor -%}
+        {% for categorical in onehot_categoricals() -%}
+        {% for slot in range(1, onehot_slots() + 1) -%}
+        max(level) filter (
+            where feature = '{{ categorical }}' and kind = 'onehot_level' and slot = {{ slot }}
+        ) as {{ categorical }}__level_{{ slot }}__level,
+        {% endfor -%}
+        {% endfor -%}
         max(fitted_as_of) as fitted_as_of,
         md5(string_agg(
-            concat_ws('|', feature, level, impute_value, center, scale, is_log1p),
-            ';' order by feature, level
+            concat_ws('|', feature, level, slot, impute_value, center, scale, is_log1p),
+            ';' order by feature, slot, level
         )) as feature_stats_id,
         count(*) as n_stats,
     from {{ stats_relation }}
@@ -49,12 +57,20 @@
     {{ features }}.{{ feature.name }} is null as {{ feature.name }}_was_missing,
     {% endif -%}
     {% endfor -%}
-    {% for categorical, levels in categorical_levels().items() -%}
-    {% for level in levels -%}
-    cast({{ features }}.{{ categorical }} = '{{ level }}' as integer) as {{ categorical }}__{{ level }},
+    {% for categorical in onehot_categoricals() -%}
+    {% for slot in range(1, onehot_slots() + 1) -%}
+    coalesce(
+        cast({{ features }}.{{ categorical }} = {{ stats }}.{{ categorical }}__level_{{ slot }}__level as integer), 0
+    ) as {{ categorical }}__level_{{ slot }},
     {% endfor -%}
-    cast({{ features }}.{{ categorical }} not in ('{{ levels | join("', '") }}') as integer)
-        as {{ categorical }}__other,
+    {#- Not `not in (levels)`: an empty slot is null, and `x not in (..., null)` is null. #}
+    1 - (
+        {% for slot in range(1, onehot_slots() + 1) -%}
+        coalesce(
+            cast({{ features }}.{{ categorical }} = {{ stats }}.{{ categorical }}__level_{{ slot }}__level as integer), 0
+        ){% if not loop.last %} + {% endif %}
+        {% endfor -%}
+    ) as {{ categorical }}__other,
     {% endfor -%}
     cast({{ features }}.is_marketing_opt_in as integer) as is_marketing_opt_in,
 {% endmacro %}

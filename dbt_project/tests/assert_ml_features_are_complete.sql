@@ -7,9 +7,9 @@
 {%- do columns.append(feature.name ~ '__scaled') -%}
 {%- if feature.imputable -%}{%- do columns.append(feature.name ~ '_was_missing') -%}{%- endif -%}
 {%- endfor -%}
-{%- for categorical, levels in categorical_levels().items() -%}
-{%- for level in levels + ['other'] -%}
-{%- do columns.append(categorical ~ '__' ~ level) -%}
+{%- for categorical in onehot_categoricals() -%}
+{%- for column in onehot_columns(categorical) -%}
+{%- do columns.append(column) -%}
 {%- endfor -%}
 {%- endfor -%}
 {%- do columns.append('is_marketing_opt_in') -%}

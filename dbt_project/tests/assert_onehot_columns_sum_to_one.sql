@@ -18,13 +18,13 @@ training_examples as (
 row_sums as (
 
     {% for mart in ['customer_features', 'training_examples'] -%}
-    {% for categorical, levels in categorical_levels().items() -%}
+    {% for categorical in onehot_categoricals() -%}
     select
         '{{ mart }}' as mart,
         customer_id,
         '{{ categorical }}' as categorical,
-        {% for level in levels + ['other'] -%}
-        {{ categorical }}__{{ level }}{% if not loop.last %} + {% endif %}
+        {% for column in onehot_columns(categorical) -%}
+        {{ column }}{% if not loop.last %} + {% endif %}
         {%- endfor %} as n_hot,
     from {{ mart }}
     {% if not loop.last %}union all{% endif %}

@@ -64,19 +64,12 @@ IMPUTABLE = {
     "income",
 }
 LEVELS = {
-    "gender": ("female", "male", "non_binary", "unknown", "other"),
-    "region": ("north", "south", "east", "west", "central", "unknown", "other"),
-    "acquisition_channel": (
-        "organic",
-        "paid_search",
-        "social",
-        "referral",
-        "email",
-        "affiliate",
-        "unknown",
-        "other",
-    ),
+    "gender": ("female", "male", "unknown"),
+    "region": ("bavaria", "île-de-france", "lombardia", "catalonia", "north", "unknown"),
+    "acquisition_channel": ("organic", "paid_search", "social", "referral", "email"),
 }
+"""Levels learned per categorical, most frequent first: slot i of the marts holds the i-th."""
+N_SLOTS = 8  # macros/feature_catalog.sql onehot_slots()
 AS_OF = date(2025, 10, 1)
 HORIZON = 90
 STATS_ID = "stats-abc123"
@@ -143,11 +136,14 @@ def _preprocess(raw: dict[str, np.ndarray], stats: dict[str, tuple[float, float,
 
 
 def _one_hot(n: int, rng: np.random.Generator) -> dict[str, pa.Array]:
+    """Slot columns as dbt writes them: the learned levels, empty slots all 0, then other."""
     columns = {}
     for categorical, levels in LEVELS.items():
-        chosen = rng.integers(0, len(levels), n)
-        for position, level in enumerate(levels):
-            columns[f"{categorical}__{level}"] = pa.array((chosen == position).astype(np.int32))
+        chosen = rng.integers(0, len(levels) + 1, n)  # len(levels): a level not learned
+        for slot in range(1, N_SLOTS + 1):
+            hot = (chosen == slot - 1) & (slot <= len(levels))
+            columns[f"{categorical}__level_{slot}"] = pa.array(hot.astype(np.int32))
+        columns[f"{categorical}__other"] = pa.array((chosen == len(levels)).astype(np.int32))
     columns["is_marketing_opt_in"] = pa.array(rng.integers(0, 2, n).astype(np.int32))
     return columns
 
@@ -168,6 +164,7 @@ def synthetic_marts(
     seed: int = 0,
     buy_rate_shift: float = 0.0,
     stats_id: str = STATS_ID,
+    one_cohort: bool = False,
 ) -> tuple[pa.Table, pa.Table]:
     """`ml.training_examples` and `ml.customer_features` for synthetic customers.
 
@@ -183,6 +180,9 @@ def synthetic_marts(
         Added to the purchase log-odds: very negative or positive values make one class rare.
     stats_id : str
         The feature_stats_id stamped on both marts.
+    one_cohort : bool
+        Every customer signed up in the same three weeks, 400 to 420 days before `AS_OF`: the
+        tenures of the scoring snapshot are then all above those of any training snapshot.
 
     Returns
     -------
@@ -197,6 +197,11 @@ def synthetic_marts(
         AS_OF - timedelta(days=HORIZON + 30 * step) for step in reversed(range(n_snapshots))
     ]
     raws = [_raw_features(level + rng.normal(0, 0.3, n_customers), rng) for _ in snapshots]
+    signed_up_days_before_as_of = rng.integers(400, 421, n_customers) if one_cohort else None
+    if one_cohort:
+        for raw, snapshot in zip(raws, snapshots, strict=True):
+            days_before = (AS_OF - snapshot).days
+            raw["tenure_days"] = (signed_up_days_before_as_of - days_before).astype(float)
     stacked = {f: np.concatenate([raw[f] for raw in raws]) for f in FEATURES}
     stats = _fit_stats(stacked)
     activity = np.tile(level, n_snapshots) + rng.normal(0, 0.6, n_customers * n_snapshots)
@@ -218,6 +223,8 @@ def synthetic_marts(
         }
     )
     current = _raw_features(level + rng.normal(0, 0.3, n_customers), rng)
+    if one_cohort:
+        current["tenure_days"] = signed_up_days_before_as_of.astype(float)
     features = pa.table(
         {
             "customer_id": pa.array(customer_ids),
@@ -231,6 +238,30 @@ def synthetic_marts(
     return training, features
 
 
+def feature_stats_levels(fitted_as_of: date = AS_OF) -> pa.Table:
+    """The `onehot_level` rows of `ml.feature_stats` behind the synthetic one-hot slots."""
+    rows = [
+        {"fitted_as_of": fitted_as_of, "feature": c, "kind": "onehot_level", "level": level,
+         "slot": slot}
+        for c, levels in LEVELS.items()
+        for slot, level in enumerate(levels, start=1)
+    ] + [
+        {"fitted_as_of": fitted_as_of, "feature": c, "kind": "onehot_level", "level": None,
+         "slot": None}
+        for c in LEVELS
+    ]  # fmt: skip
+    schema = pa.schema(
+        [
+            ("fitted_as_of", pa.date32()),
+            ("feature", pa.string()),
+            ("kind", pa.string()),
+            ("level", pa.string()),
+            ("slot", pa.int32()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def write_warehouse(path: Path, tables: dict[str, pa.Table]) -> Path:
     """Create (or replace) the given schema.table tables in a DuckDB file; return its path."""
     with warehouse.connect(path) as con:
@@ -242,7 +273,12 @@ def synthetic_warehouse(path: Path, **options: object) -> Path:
     """A warehouse holding synthetic `ml.training_examples` and `ml.customer_features`."""
     training, features = synthetic_marts(**options)
     return write_warehouse(
-        path, {"ml.training_examples": training, "ml.customer_features": features}
+        path,
+        {
+            "ml.training_examples": training,
+            "ml.customer_features": features,
+            "ml.feature_stats": feature_stats_levels(),
+        },
     )
 
 

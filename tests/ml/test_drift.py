@@ -2,7 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.drift import DriftReference, add_counts, population_stability_index
+from ml.drift import (
+    DriftReference,
+    add_counts,
+    non_overlapping_inputs,
+    population_stability_index,
+)
 
 
 def test_psi_of_identical_distributions_is_zero():
@@ -43,3 +48,30 @@ def test_counting_batch_by_batch_equals_counting_everything_at_once():
     whole = reference.count(data)
     assert all(np.array_equal(total[c], whole[c]) for c in whole)
     assert reference.psi(total)["psi"].max() == pytest.approx(0.0)
+
+
+def test_only_an_input_whose_scoring_values_leave_the_training_range_is_left_out():
+    rng = np.random.default_rng(2)
+    n = 5_000
+    training = pd.DataFrame(
+        {
+            # One cohort: every customer older at scoring than at any training snapshot.
+            "tenure": rng.uniform(300, 330, n),
+            # Busier at scoring, but inside what training saw: drift, not a different world.
+            "visits": rng.poisson(2, n).astype(float),
+            "stable": rng.normal(0, 1, n),
+        }
+    )
+    scoring = pd.DataFrame(
+        {
+            "tenure": rng.uniform(390, 420, n),
+            "visits": rng.poisson(4, n).astype(float),
+            "stable": rng.normal(0, 1, n),
+        }
+    )
+    table = non_overlapping_inputs(training, scoring).set_index("feature")
+
+    assert table.loc["tenure", "share_outside_training_range"] == 1.0
+    assert table.loc["visits", "psi"] > 0.25
+    assert table.loc["visits", "share_outside_training_range"] < 0.5
+    assert table["is_dropped"].to_dict() == {"tenure": True, "visits": False, "stable": False}

@@ -4,8 +4,10 @@ import pyarrow as pa
 
 from ml.features import (
     feature_groups,
+    input_label,
     model_input_columns,
     model_matrix,
+    one_hot_levels,
     raw_feature_columns,
     scaled_columns,
 )
@@ -22,10 +24,10 @@ MART_COLUMNS = [
     "days_since_last_order_was_missing",
     "n_orders",
     "n_orders__scaled",
-    "gender__female",
+    "gender__level_1",
     "gender__other",
-    "region__north",
-    "acquisition_channel__email",
+    "region__level_1",
+    "acquisition_channel__level_3",
     "is_marketing_opt_in",
 ]
 
@@ -35,10 +37,10 @@ def test_model_inputs_are_scaled_columns_flags_one_hots_and_opt_in_in_mart_order
         "days_since_last_order__scaled",
         "days_since_last_order_was_missing",
         "n_orders__scaled",
-        "gender__female",
+        "gender__level_1",
         "gender__other",
-        "region__north",
-        "acquisition_channel__email",
+        "region__level_1",
+        "acquisition_channel__level_3",
         "is_marketing_opt_in",
     )
 
@@ -51,8 +53,8 @@ def test_raw_columns_are_the_unscaled_twins_of_the_scaled_ones():
 def test_the_synthetic_mart_has_the_documented_number_of_model_inputs():
     training, features = synthetic_marts(n_customers=20, n_snapshots=2)
     inputs = model_input_columns(training.column_names)
-    # 26 scaled + 14 missing flags + 5 + 7 + 8 one-hot columns + the opt-in flag.
-    assert len(inputs) == 26 + 14 + 20 + 1
+    # 26 scaled + 14 missing flags + 3 categoricals x (8 slots + other) + the opt-in flag.
+    assert len(inputs) == 26 + 14 + 3 * 9 + 1
     assert inputs == model_input_columns(features.column_names)
 
 
@@ -62,7 +64,7 @@ def test_groups_put_a_scaled_value_with_its_flag_and_a_categorical_with_its_leve
         "days_since_last_order__scaled",
         "days_since_last_order_was_missing",
     ]
-    assert groups["gender"] == ["gender__female", "gender__other"]
+    assert groups["gender"] == ["gender__level_1", "gender__other"]
     assert groups["is_marketing_opt_in"] == ["is_marketing_opt_in"]
 
 
@@ -85,3 +87,13 @@ def test_model_matrix_turns_booleans_and_integers_into_float_zero_one():
         }
     )
     pd.testing.assert_frame_equal(matrix, expected)
+
+
+def test_one_hot_inputs_read_as_the_level_learned_in_their_slot():
+    levels = one_hot_levels([("region", 1, "bavaria"), ("region", 2, "île-de-france")])
+
+    assert levels == {"region__level_1": "bavaria", "region__level_2": "île-de-france"}
+    assert input_label("region__level_2", levels) == "region is île-de-france"
+    assert input_label("region__other", levels) == "region is another value"
+    assert input_label("region__level_7", levels) == "region: no level learned (region__level_7)"
+    assert input_label("tenure_days__scaled", levels) == "tenure_days__scaled"

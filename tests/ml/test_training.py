@@ -1,3 +1,4 @@
+import shutil
 from dataclasses import replace
 
 import duckdb
@@ -6,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from ml.errors import SegmartError
+from ml.scoring import score
 from ml.training import MODEL_RUNS_TABLE, TrainOptions, train
 from tests.ml import (
     settings_for,
@@ -106,6 +108,53 @@ def test_the_report_compares_the_model_with_every_baseline(trained):
     assert "ROC-AUC margin over the best baseline" in text
     assert "## Segments" in text and "## Top features" in text
     assert report.margins["bought_last_horizon"] > 0
+
+
+def test_metadata_and_report_name_one_hot_inputs_by_the_level_learned_in_their_slot(trained):
+    _, report, _ = trained
+    levels = report.metadata.one_hot_levels
+    assert levels["region__level_2"] == "île-de-france"
+    assert "region__level_7" not in levels  # an empty slot has no level
+    named = set(report.feature_selection["feature"])
+    assert "region is île-de-france" in named
+    assert not any(name.startswith("region__level_") for name in named if name in levels)
+
+
+def test_inputs_that_overlap_the_scoring_snapshot_are_all_kept(trained):
+    _, report, _ = trained
+    assert report.metadata.dropped_inputs == {}
+    assert "tenure_days__scaled" in report.metadata.feature_columns
+    assert "Nothing was left out" in report.to_markdown()
+
+
+@pytest.fixture(scope="module")
+def one_cohort(tmp_path_factory):
+    settings = settings_for(tmp_path_factory.mktemp("one_cohort"))
+    synthetic_warehouse(settings.warehouse, one_cohort=True)
+    lines: list[str] = []
+    return settings, train(settings, FAST, lines.append), lines
+
+
+def test_on_a_one_cohort_shop_tenure_is_left_out_before_fitting_and_reported(one_cohort):
+    _, report, lines = one_cohort
+    meta = report.metadata
+    assert list(meta.dropped_inputs) == ["tenure_days__scaled"]
+    assert "100% of scoring rows" in meta.dropped_inputs["tenure_days__scaled"]
+    assert "tenure_days__scaled" not in meta.feature_columns
+    assert len(meta.feature_columns) == 26 + 14 + 3 * 9 + 1 - 1
+    text = report.to_markdown()
+    assert "## Inputs left out before fitting" in text
+    assert "left out `tenure_days__scaled`: PSI" in text
+    assert any(line.startswith("leaving out tenure_days__scaled") for line in lines)
+
+
+def test_a_model_without_a_left_out_input_still_scores_the_full_mart(one_cohort, tmp_path):
+    settings, _, _ = one_cohort
+    shutil.copy(settings.warehouse, tmp_path / "warehouse.duckdb")
+    settings = replace(settings, warehouse=tmp_path / "warehouse.duckdb")
+    scored = score(settings, n_threads=1)
+    assert scored.n_customers == 800
+    assert "tenure_days__scaled" not in set(scored.drift["feature"])
 
 
 def test_the_training_sample_keeps_or_drops_whole_customers(tmp_path):

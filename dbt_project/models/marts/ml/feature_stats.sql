@@ -118,6 +118,7 @@ numeric_stats as (
         '{{ feature.name }}' as feature,
         'numeric' as kind,
         cast(null as varchar) as level,
+        cast(null as integer) as slot,
         {{ feature.log1p }} as is_log1p,
         impute_values.{{ feature.name }} as impute_value,
         {% if scaler == 'zscore' -%}
@@ -147,34 +148,110 @@ numeric_stats as (
 
 ),
 
-level_stats as (
+-- The one-hot levels as scikit-learn's OneHotEncoder(min_frequency=onehot_min_share,
+-- max_categories=onehot_max_levels + 1) learns them: a level is frequent when its count is at
+-- least n x min_share; of those, the onehot_max_levels most frequent are kept. Ties go as in
+-- scikit-learn (a stable sort of the sorted levels by count): the level later in code-point
+-- order wins, so slot numbers follow (count desc, level desc).
+level_counts as (
 
-    {% for categorical, levels in categorical_levels().items() -%}
-    {% for level in levels + ['other'] -%}
+    {% for categorical in onehot_categoricals() -%}
     select
         '{{ categorical }}' as feature,
+        {{ categorical }} as level,
+        count(*) as n_level_rows,
+    from training_population
+    where {{ categorical }} is not null
+    group by 1, 2
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+ranked_levels as (
+
+    select
+        level_counts.feature,
+        level_counts.level,
+        level_counts.n_level_rows,
+        row_number() over (
+            partition by level_counts.feature
+            order by level_counts.n_level_rows desc, level_counts.level desc
+        ) as frequency_rank,
+    from level_counts
+    cross join impute_values
+    where level_counts.n_level_rows >= impute_values.n_rows * {{ onehot_min_share() }}
+
+),
+
+learned_levels as (
+
+    select
+        ranked_levels.feature,
+        ranked_levels.level,
+        ranked_levels.frequency_rank as slot,
+        ranked_levels.n_level_rows,
+        ranked_levels.n_level_rows / impute_values.n_rows as training_share,
+    from ranked_levels
+    cross join impute_values
+    where ranked_levels.frequency_rank <= {{ onehot_max_levels() }}
+
+),
+
+categoricals as (
+
+    {% for categorical in onehot_categoricals() -%}
+    select '{{ categorical }}' as feature
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+-- The rest (infrequent levels, and at scoring levels never seen in training): level null.
+other_levels as (
+
+    select
+        categoricals.feature,
+        cast(null as varchar) as level,
+        cast(null as integer) as slot,
+        coalesce(
+            (any_value(impute_values.n_rows) - coalesce(sum(learned_levels.n_level_rows), 0))
+            / nullif(any_value(impute_values.n_rows), 0),
+            0
+        ) as training_share,
+    from categoricals
+    cross join impute_values
+    left join learned_levels
+        on categoricals.feature = learned_levels.feature
+    group by 1
+
+),
+
+level_stats as (
+
+    select
+        feature,
         'onehot_level' as kind,
-        '{{ level }}' as level,
+        level,
+        cast(slot as integer) as slot,
         false as is_log1p,
         cast(null as double) as impute_value,
         cast(null as double) as center,
         cast(null as double) as scale,
-        {% if level == 'other' -%}
-        avg(
-            cast(
-                {{ categorical }} not in (
-                    '{{ levels | join("', '") }}'  -- noqa: LT05
-                ) as double
-            )
-        )
-        {%- else -%}
-        avg(cast({{ categorical }} = '{{ level }}' as double))
-        {%- endif %} as training_share,
-    from training_population
-    {% if not loop.last %}union all{% endif %}
-    {% endfor -%}
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+        cast(training_share as double) as training_share,
+    from learned_levels
+    union all
+    select
+        feature,
+        'onehot_level' as kind,
+        level,
+        slot,
+        false as is_log1p,
+        cast(null as double) as impute_value,
+        cast(null as double) as center,
+        cast(null as double) as scale,
+        cast(training_share as double) as training_share,
+    from other_levels
 
 ),
 
@@ -185,6 +262,7 @@ final as (
         stats.feature,
         stats.kind,
         stats.level,
+        stats.slot,
         stats.is_log1p,
         stats.impute_value,
         stats.center,
