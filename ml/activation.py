@@ -8,6 +8,11 @@ never contact a held-out customer.
 
 The directory is written whole under a temporary name and renamed into place: a tool reading
 exports/<as_of>/ sees a complete export or none, never a half-written one.
+
+When no customer has marketing consent (a shop without a consent column), the export is still
+written, with every file empty and the reason in the manifest's `note`: a tool that syncs the
+latest export then sees "contact nobody" and why, instead of finding no export for this as_of and
+falling back to an older one whose customers may no longer consent.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -26,6 +31,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ml.config import Settings
+from ml.coverage import consent_gap, read_coverage
 from ml.errors import SegmartError
 from ml.warehouse import connect, read_table, table_exists
 
@@ -62,15 +68,21 @@ _AUDIENCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 @dataclass(frozen=True)
 class AudienceFiles:
-    """The tables of one export: one per audience (treatment) and the holdout."""
+    """The tables of one export: one per audience (treatment) and the holdout.
+
+    `note` says why an export is empty (written to the manifest), None otherwise.
+    """
 
     as_of: date
     model_id: str
     audiences: dict[str, pa.Table]
     holdout: pa.Table
+    note: str | None = None
 
 
-def split_audiences(selected: pa.Table, audience_names: list[str]) -> AudienceFiles:
+def split_audiences(
+    selected: pa.Table, audience_names: list[str], run: tuple[date, str] | None = None
+) -> AudienceFiles:
     """Split campaign_audiences rows into per-audience treatment tables and one holdout table.
 
     Parameters
@@ -79,6 +91,8 @@ def split_audiences(selected: pa.Table, audience_names: list[str]) -> AudienceFi
         Rows of marketing.campaign_audiences (one run: a single as_of and model_id).
     audience_names : list of str
         Every playbook audience, so an audience that selected nobody still gets (empty) files.
+    run : tuple of (date, str), optional
+        The (as_of, model_id) of the run when `selected` has no rows to read it from.
 
     Returns
     -------
@@ -95,6 +109,8 @@ def split_audiences(selected: pa.Table, audience_names: list[str]) -> AudienceFi
         (row["as_of"], row["model_id"])
         for row in selected.select(["as_of", "model_id"]).to_pylist()
     }
+    if not runs and run is not None:
+        runs = {run}
     if len(runs) != 1:
         raise SegmartError(
             f"{AUDIENCES_TABLE} holds {len(runs)} runs (as_of, model_id), expected exactly one:"
@@ -123,7 +139,9 @@ def _write_pair(table: pa.Table, directory: Path, stem: str) -> list[str]:
 
 def manifest(files: AudienceFiles) -> dict:
     """What an export holds, for the activation tool and for audits."""
+    why = {"note": files.note} if files.note else {}
     return {
+        **why,
         "as_of": files.as_of.isoformat(),
         "model_id": files.model_id,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -177,7 +195,8 @@ def write_export(files: AudienceFiles, exports_dir: Path) -> Path:
 def export_audiences(settings: Settings) -> Path:
     """Export marketing.campaign_audiences of the working warehouse; return the directory.
 
-    Example: after `segmart run`, exports/2025-10-01/win_back_high_value.csv.
+    Example: after `segmart run`, exports/2025-10-01/win_back_high_value.csv. Without any
+    marketing consent every file is empty and the manifest's `note` says why.
     """
     with connect(settings.warehouse, read_only=True) as con:
         if not table_exists(con, AUDIENCES_TABLE):
@@ -186,11 +205,18 @@ def export_audiences(settings: Settings) -> Path:
                 " `dbt build --selector marketing`) before exporting"
             )
         selected = read_table(con, AUDIENCES_TABLE)
-        playbook = read_table(con, PLAYBOOK_TABLE, ["audience", "priority"])
+        playbook = read_table(con, PLAYBOOK_TABLE, ["audience", "priority", "as_of", "model_id"])
+        no_consent = consent_gap(read_coverage(con)) if selected.num_rows == 0 else None
     names = [row["audience"] for row in playbook.sort_by("priority").to_pylist()]
-    if selected.num_rows == 0:
+    if selected.num_rows > 0:
+        return write_export(split_audiences(selected, names), settings.exports_dir)
+    # Empty with consent is a broken playbook or model (the build's tests fail on it first).
+    if no_consent is None:
         raise SegmartError(
             f"{AUDIENCES_TABLE} is empty: no opted-in customer matches the playbook"
             " (seeds/audience_playbook.csv)"
         )
-    return write_export(split_audiences(selected, names), settings.exports_dir)
+    first = playbook.slice(0, 1).to_pylist()
+    run = (first[0]["as_of"], first[0]["model_id"]) if first else None
+    files = replace(split_audiences(selected, names, run), note=no_consent.sentence)
+    return write_export(files, settings.exports_dir)

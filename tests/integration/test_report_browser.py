@@ -23,7 +23,7 @@ __all__ = ["marketing_dir"]
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-N_CHARTS = 11
+N_CHARTS = 12
 
 
 def find_browser() -> str | None:

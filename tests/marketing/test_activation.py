@@ -24,6 +24,7 @@ from ml.activation import (
 )
 from ml.config import Settings
 from ml.errors import SegmartError
+from tests.marketing.scored import private_settings
 
 # One xdist worker runs these modules, so their module fixtures (export, report) run once.
 pytestmark = pytest.mark.xdist_group("marketing")
@@ -138,3 +139,52 @@ def test_a_new_export_of_the_same_as_of_replaces_the_old_one_whole(tmp_path: Pat
     target = write_export(split_audiences(_one_run(), ["vip"]), tmp_path)
     assert not (target / "gone.csv").exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["2025-10-01"]
+
+
+def test_an_empty_selection_keeps_the_run_given_for_it() -> None:
+    empty = _one_run().slice(0, 0)
+    files = split_audiences(empty, ["vip"], run=(date(2025, 10, 1), "m"))
+    assert (files.as_of, files.model_id) == (date(2025, 10, 1), "m")
+    assert files.audiences["vip"].num_rows == 0 and files.holdout.num_rows == 0
+    assert files.audiences["vip"].column_names == list(AUDIENCE_COLUMNS)
+    with pytest.raises(SegmartError, match="holds 0 runs"):
+        split_audiences(empty, ["vip"])
+
+
+def _without_audiences(settings: Settings, consent: bool) -> Settings:
+    with duckdb.connect(str(settings.warehouse)) as con:
+        con.execute("delete from marketing.campaign_audiences")
+        if not consent:
+            con.execute("update core.customers set is_marketing_opt_in = false")
+    return settings
+
+
+def test_without_any_consent_the_export_is_empty_files_and_a_note(
+    marketing_dir: Path, generated_data: Path, tmp_path: Path
+) -> None:
+    settings = _without_audiences(
+        private_settings(marketing_dir, generated_data, tmp_path), consent=False
+    )
+    exported = export_audiences(settings)
+    manifest = json.loads((exported / MANIFEST_NAME).read_text())
+    # The shop has a consent column; nobody in it said yes.
+    assert manifest["note"] == (
+        "No customer has marketing consent (marketing_opt_in is false or empty for every"
+        " customer), so no audience was selected: check the marketing_opt_in values to select"
+        " audiences."
+    )
+    assert len(manifest["audiences"]) >= 3
+    for name in [*manifest["audiences"], HOLDOUT_NAME]:
+        assert pq.read_table(exported / f"{name}.parquet").num_rows == 0
+        assert pa_csv.read_csv(exported / f"{name}.csv").column_names[0] == "customer_id"
+
+
+def test_an_empty_selection_despite_consent_is_refused(
+    marketing_dir: Path, generated_data: Path, tmp_path: Path
+) -> None:
+    settings = _without_audiences(
+        private_settings(marketing_dir, generated_data, tmp_path), consent=True
+    )
+    with pytest.raises(SegmartError, match="is empty: no opted-in customer matches"):
+        export_audiences(settings)
+    assert not settings.exports_dir.exists()

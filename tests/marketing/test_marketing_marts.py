@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
+from pathlib import Path
 from statistics import NormalDist
 
 import duckdb
 import pytest
+
+from ml.build import dbt_vars, run_dbt
+from ml.errors import SegmartError
+from tests.marketing.scored import private_settings
 
 # One xdist worker runs these modules, so their module fixtures (export, report) run once.
 pytestmark = pytest.mark.xdist_group("marketing")
@@ -199,3 +205,26 @@ def test_marketing_tables_hold_no_pii(con: duckdb.DuckDBPyConnection) -> None:
                 con, f"select count(*) from marketing.{table} where \"{column}\" like '%@%'"
             )
             assert n_emails == 0, f"{table}.{column}"
+
+
+def test_empty_audiences_fail_the_build_while_any_customer_has_consent(
+    marketing_dir: Path, generated_data: Path, tmp_path: Path
+) -> None:
+    # The consent-aware test keeps its teeth: empty audiences are allowed only without consent.
+    settings = private_settings(marketing_dir, generated_data, tmp_path)
+    select = "campaign_audiences,test_name:not_empty_when"
+    with duckdb.connect(str(settings.warehouse)) as writable:
+        writable.execute("delete from marketing.campaign_audiences")
+    with pytest.raises(
+        SegmartError, match="campaign_audiences_not_empty_when_a_customer_has_consent"
+    ):
+        run_dbt(settings, "test", dbt_vars(settings), select=select)
+    with duckdb.connect(str(settings.warehouse)) as writable:
+        writable.execute("update core.customers set is_marketing_opt_in = false")
+    finished: list[tuple[str, str]] = []
+    run_dbt(settings, "test", dbt_vars(settings), select=select, on_node=_record(finished))
+    assert ("campaign_audiences_not_empty_when_a_customer_has_consent", "pass") in finished
+
+
+def _record(finished: list[tuple[str, str]]) -> Callable[[str, str], None]:
+    return lambda name, status: finished.append((name, status))

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ml.config import Settings
-from ml.report import REPORT_NAME, calibration_table, decile_table, write_report
+from ml.coverage import Coverage, find_gaps
+from ml.report import (
+    REPORT_NAME,
+    build_charts,
+    calibration_table,
+    decile_table,
+    load_report_data,
+    render_html,
+    write_report,
+)
 
 # One xdist worker runs these modules, so their module fixtures (export, report) run once.
 pytestmark = pytest.mark.xdist_group("marketing")
@@ -25,6 +35,7 @@ CHARTS = (
     "calibration",
     "feature-importance",
     "audiences",
+    "recommendations",
     "campaigns",
     "drift",
 )
@@ -68,6 +79,41 @@ def test_missing_outcomes_are_said_not_hidden(marketing: Settings, tmp_path: Pat
     text = write_report(settings).read_text(encoding="utf-8")
     assert "no outcomes to evaluate" in text
     assert "Model-quality charts are empty" in text
+
+
+def test_a_shop_with_every_table_and_consent_has_no_gap(report: str) -> None:
+    assert 'class="chart-gap"' not in report
+
+
+def test_a_gap_replaces_exactly_its_sections_by_one_sentence(marketing: Settings) -> None:
+    # The shared shop's data with the gaps of a shop lacking consent and campaign touches.
+    data = load_report_data(marketing)
+    data.gaps = find_gaps(
+        Coverage(
+            n_raw_rows={"campaign_touches": 0},
+            n_accepted={"campaign_touches": 0},
+            n_opted_in=0,
+            consent_column_loaded=False,
+        )
+    )
+    page = render_html(build_charts(data), data, datetime.now(UTC))
+    sections = dict(
+        re.findall(
+            r'<section class="segmart-chart" id="chart-([a-z-]+)"(.*?)</section>', page, re.S
+        )
+    )
+    assert list(sections) == list(CHARTS)  # same sections, same ids
+    gapped = {name for name, body in sections.items() if 'class="chart-gap"' in body}
+    assert gapped == {"audiences", "campaigns"}
+    for name in gapped:
+        assert f'id="plot-{name}"' not in sections[name]
+        assert len(re.findall(r'<p class="chart-gap">[^<]+\.</p>', sections[name])) == 1
+    assert (
+        "No customer has marketing consent (no marketing_opt_in column)" in sections["audiences"]
+    )
+    assert "No campaign touches were loaded: campaign results are empty." in sections["campaigns"]
+    for name in set(CHARTS) - gapped:
+        assert f'id="plot-{name}"' in sections[name]
 
 
 def test_deciles_split_customers_evenly_and_gain_reaches_every_buyer() -> None:

@@ -26,3 +26,11 @@
     select 'empty' as problem
     where not exists (select 1 from {{ model }})
 {% endtest %}
+
+{#- Fails when the model is empty although `condition` (a boolean SQL expression, typically
+    `exists (...)`) holds: for models that may be empty only for a known reason. -#}
+{% test not_empty_when(model, condition) %}
+    select 'empty although the condition holds' as problem
+    where not exists (select 1 from {{ model }})
+        and ({{ condition }})
+{% endtest %}

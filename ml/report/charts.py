@@ -1,136 +1,35 @@
-"""The run report: one self-contained HTML file of charts on segments, propensity and audiences.
-
-plotly.js is inlined once, so the file opens offline, from a mail attachment or a file share.
-Every chart sits in `<section class="segmart-chart" id="chart-<name>">` and says under its title
-which data it shows. Model-quality charts draw on up to two sources, each labelled:
-
-* **validation**: the ML step's held-out snapshot, from the model registry: the curve points
-  `extra.validation_curves` (roc, deciles, calibration) and `extra.feature_importance` in
-  `<models_dir>/<model_id>/metadata.json`, or per-row `validation_predictions.parquet`
-  (`y_true`, `score`) in the same directory if the ML step ever writes it;
-* **out of time**: the scores written at as_of against the purchases the warehouse holds in
-  [as_of, as_of + horizon) - present only when the data already covers that window (a backtest
-  with an earlier `--as-of`), never for a live run.
-
-A chart whose data is missing still renders, with a note saying what is missing. The report only
-reads: a read-only connection to the warehouse and the registry's files.
-"""
+"""The report's charts: tables in, figures out, each with the sentence saying what it shows."""
 
 from __future__ import annotations
 
-import html
-import json
-import math
-import os
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
 
-from ml.config import Settings
-from ml.errors import SegmartError
-from ml.warehouse import connect, query, table_exists
+from ml.report.curves import calibration_table, decile_table, roc_points
+from ml.report.data import Outcomes, ReportData
 
-REPORT_NAME = "segmart_report.html"
-N_BINS = 10
 PSI_THRESHOLD = 0.2
 """The usual reading of a population stability index: above 0.2 the population has moved."""
 
 
 @dataclass(frozen=True)
-class Outcomes:
-    """Scores next to what happened, and where both come from."""
-
-    name: str
-    description: str
-    y_true: np.ndarray
-    score: np.ndarray
-
-
-@dataclass(frozen=True)
 class Chart:
-    """One figure of the report with the sentence saying what data it shows."""
+    """One figure of the report with the sentence saying what data it shows.
+
+    A chart whose data the run could not have (no consent, an optional table not loaded) has
+    no figure: `gap` is the one sentence the page shows in its place.
+    """
 
     name: str
     title: str
     source: str
-    figure: go.Figure
-
-
-@dataclass
-class ReportData:
-    """Everything the report shows, read once from the warehouse and the registry."""
-
-    model_id: str | None
-    as_of: date | None
-    horizon_days: int
-    model_run: dict = field(default_factory=dict)
-    segment_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
-    segment_profiles: pd.DataFrame = field(default_factory=pd.DataFrame)
-    rfm_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
-    audience_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
-    campaign_results: pd.DataFrame = field(default_factory=pd.DataFrame)
-    feature_drift: pd.DataFrame = field(default_factory=pd.DataFrame)
-    reason_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
-    feature_importance: pd.DataFrame = field(default_factory=pd.DataFrame)
-    outcomes: list[Outcomes] = field(default_factory=list)
-    validation_curves: dict = field(default_factory=dict)
-    validation_description: str = ""
-    notes: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------------------------
-# Curves: arrays in, tables out
-
-
-def roc_points(y_true: np.ndarray, score: np.ndarray) -> pd.DataFrame:
-    """False and true positive rates of the ROC curve (sklearn's, without redundant points)."""
-    fpr, tpr, _ = roc_curve(y_true, score, drop_intermediate=True)
-    return pd.DataFrame({"fpr": fpr, "tpr": tpr})
-
-
-def decile_table(y_true: np.ndarray, score: np.ndarray, n_bins: int = N_BINS) -> pd.DataFrame:
-    """Buyers per score decile (1 = highest scores), with lift and cumulative gain.
-
-    Rows are ordered by score descending with ties kept in input order (a stable sort), then cut
-    into `n_bins` groups of equal size as numpy.array_split does.
-    """
-    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="stable")
-    y_sorted = np.asarray(y_true, dtype=np.float64)[order]
-    groups = np.array_split(y_sorted, n_bins)
-    n = np.array([len(group) for group in groups], dtype=np.float64)
-    n_positive = np.array([group.sum() for group in groups])
-    overall_rate = y_sorted.mean() if len(y_sorted) else math.nan
-    table = pd.DataFrame({"decile": np.arange(1, n_bins + 1), "n": n, "n_positive": n_positive})
-    table["rate"] = table["n_positive"] / table["n"].where(table["n"] > 0)
-    table["lift"] = table["rate"] / overall_rate if overall_rate else math.nan
-    table["share_targeted"] = table["n"].cumsum() / n.sum()
-    total_positive = n_positive.sum()
-    table["share_of_buyers"] = (
-        table["n_positive"].cumsum() / total_positive if total_positive else math.nan
-    )
-    return table
-
-
-def calibration_table(y_true: np.ndarray, score: np.ndarray, n_bins: int = N_BINS) -> pd.DataFrame:
-    """Mean predicted probability against the observed rate in score-quantile bins."""
-    frame = pd.DataFrame({"y": np.asarray(y_true, float), "p": np.asarray(score, float)})
-    frame["bin"] = pd.qcut(frame["p"].rank(method="first"), n_bins, labels=False)
-    return (
-        frame.groupby("bin")
-        .agg(mean_predicted=("p", "mean"), fraction_positive=("y", "mean"), n=("y", "size"))
-        .reset_index(drop=True)
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Charts: tables in, figures out
+    figure: go.Figure | None
+    gap: str | None = None
 
 
 def _layout(figure: go.Figure, **overrides: object) -> go.Figure:
@@ -392,6 +291,19 @@ def audience_chart(summary: pd.DataFrame) -> go.Figure:
     return _layout(figure, barmode="stack")
 
 
+def recommendation_chart(recommendations: pd.DataFrame) -> go.Figure:
+    """Customers per first recommended category, split by where the recommendation came from."""
+    if recommendations.empty:
+        return _missing("no recommendations: marketing.customer_recommendations is empty")
+    totals = recommendations.groupby("category")["n_customers"].sum().sort_values()
+    figure = go.Figure()
+    for source, rows in recommendations.groupby("source", sort=True):
+        counts = rows.set_index("category")["n_customers"].reindex(totals.index)
+        figure.add_bar(x=counts.fillna(0), y=totals.index, orientation="h", name=source)
+    figure.update_xaxes(title="customers whose first recommendation it is")
+    return _layout(figure, barmode="stack", height=max(320, 24 * len(totals) + 140))
+
+
 def campaign_chart(results: pd.DataFrame) -> go.Figure:
     """Absolute conversion lift per past campaign with its 95% interval."""
     if results.empty:
@@ -451,7 +363,7 @@ def build_charts(data: ReportData) -> list[Chart]:
     if data.validation_curves:
         outcome_sources.append(data.validation_description)
     evaluated_on = "; ".join(outcome_sources) or "nothing to evaluate on (see the chart)"
-    return [
+    charts = [
         Chart(
             "segment-sizes",
             "Segment sizes and value",
@@ -512,6 +424,14 @@ def build_charts(data: ReportData) -> list[Chart]:
             audience_chart(data.audience_summary),
         ),
         Chart(
+            "recommendations",
+            "Recommended categories",
+            "marketing.customer_recommendations: customers per first recommended category;"
+            " co_purchase comes from the customer's own baskets (lift > 1), segment_popular is"
+            " the fallback: what the customer's segment bought in the year before as_of.",
+            recommendation_chart(data.recommendations),
+        ),
+        Chart(
             "campaigns",
             "Past campaign lift",
             "marketing.campaign_results: conversion within the window after each send, treatment"
@@ -526,273 +446,12 @@ def build_charts(data: ReportData) -> list[Chart]:
             drift_chart(data.feature_drift),
         ),
     ]
+    return [_with_gaps(chart, data) for chart in charts]
 
 
-# ---------------------------------------------------------------------------------------------
-# HTML
-
-_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
-       max-width: 1100px; padding: 24px; color: #222; background: #fff; }
-h1 { margin-bottom: 4px; } .meta { color: #555; margin-top: 0; }
-table.metrics { border-collapse: collapse; margin: 12px 0 24px; }
-table.metrics td, table.metrics th { border: 1px solid #ddd; padding: 4px 10px; }
-section.segmart-chart { border-top: 1px solid #eee; padding-top: 12px; margin-top: 24px; }
-p.chart-source { color: #555; font-size: 0.9em; margin: 0 0 8px; }
-ul.notes { color: #8a5300; }
-"""
-
-
-def _metrics_table(model_run: dict) -> str:
-    numeric = {
-        key: value
-        for key, value in model_run.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    }
-    if not numeric:
-        return ""
-    head = "".join(f"<th>{html.escape(key)}</th>" for key in numeric)
-    cells = "".join(f"<td>{value:.4g}</td>" for value in numeric.values())
-    return f'<table class="metrics"><tr>{head}</tr><tr>{cells}</tr></table>'
-
-
-def render_html(charts: list[Chart], data: ReportData, generated_at: datetime) -> str:
-    """The whole report as one HTML document with plotly.js inlined."""
-    sections = []
-    for chart in charts:
-        plot = chart.figure.to_html(
-            full_html=False,
-            include_plotlyjs=False,
-            div_id=f"plot-{chart.name}",
-            config={"displaylogo": False, "responsive": True},
-        )
-        sections.append(
-            f'<section class="segmart-chart" id="chart-{chart.name}" data-chart="{chart.name}">'
-            f"<h2>{html.escape(chart.title)}</h2>"
-            f'<p class="chart-source">Data: {html.escape(chart.source)}</p>{plot}</section>'
-        )
-    notes = "".join(f"<li>{html.escape(note)}</li>" for note in data.notes)
-    algorithm = data.model_run.get("algorithm", "")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>segmart report {html.escape(str(data.as_of or ""))}</title>
-<style>{_STYLE}</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
-</head>
-<body>
-<h1>segmart report</h1>
-<p class="meta">as of {html.escape(str(data.as_of or "unknown"))} &middot; model
-{html.escape(str(data.model_id or "none"))} {html.escape(str(algorithm))} &middot; horizon
-{data.horizon_days} days &middot; generated {generated_at.isoformat(timespec="seconds")}</p>
-{_metrics_table(data.model_run)}
-{f'<ul class="notes">{notes}</ul>' if notes else ""}
-{"".join(sections)}
-</body>
-</html>
-"""
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading (the I/O edge)
-
-
-def _frame(con: object, sql: str, params: list | None = None) -> pd.DataFrame:
-    return query(con, sql, params).to_pandas()
-
-
-def _table_or_empty(con: object, name: str, sql: str, notes: list[str]) -> pd.DataFrame:
-    if not table_exists(con, name):
-        notes.append(f"{name} is missing from the warehouse; its chart is empty.")
-        return pd.DataFrame()
-    return _frame(con, sql)
-
-
-def _registry_files(models_dir: Path, model_id: str | None) -> tuple[dict, Path | None]:
-    if not model_id:
-        return {}, None
-    model_dir = models_dir / model_id
-    path = model_dir / "metadata.json"
-    if not path.exists():
-        return {}, model_dir
-    return json.loads(path.read_text()), model_dir
-
-
-def _metadata_value(metadata: dict, *keys: str) -> object:
-    """The first of `keys` found at the top of metadata.json or under its `extra`."""
-    for where in (metadata, metadata.get("extra") or {}):
-        for key in keys:
-            if where.get(key):
-                return where[key]
-    return None
-
-
-def _importance_frame(metadata: dict) -> pd.DataFrame:
-    raw = _metadata_value(metadata, "feature_importance", "feature_importances")
-    if isinstance(raw, dict):
-        return pd.DataFrame({"feature": list(raw), "importance": list(raw.values())})
-    if isinstance(raw, list) and raw and isinstance(raw[0], dict):
-        return pd.DataFrame(raw).rename(columns={"value": "importance"})[["feature", "importance"]]
-    return pd.DataFrame()
-
-
-def _validation_outcomes(metadata: dict, model_dir: Path | None) -> list[Outcomes]:
-    if model_dir is None:
-        return []
-    path = model_dir / "validation_predictions.parquet"
-    if not path.exists():
-        return []
-    frame = pd.read_parquet(path)
-    label = next((c for c in ("y_true", "label", "purchased_in_horizon") if c in frame), None)
-    score = next((c for c in ("score", "y_score", "purchase_probability") if c in frame), None)
-    if label is None or score is None:
-        return []
-    return [
-        Outcomes(
-            "validation",
-            "the ML step's held-out validation rows (registry validation_predictions.parquet)",
-            frame[label].to_numpy(dtype=float),
-            frame[score].to_numpy(dtype=float),
-        )
-    ]
-
-
-def _out_of_time_outcomes(con: object, as_of: date, horizon_days: int) -> Outcomes | None:
-    """Scores at as_of vs counted purchases in [as_of, as_of + horizon), if the data covers it."""
-    covered = _frame(
-        con,
-        "select max(ordered_on) >= cast(? as date) + ? - 1 as covered from core.orders",
-        [as_of, horizon_days],
-    )
-    if covered.empty or not bool(covered["covered"].iloc[0]):
-        return None
-    frame = _frame(
-        con,
-        """
-        with buyers as (
-            select distinct customer_id
-            from core.orders
-            where is_counted_purchase
-                and ordered_on >= cast(? as date)
-                and ordered_on < cast(? as date) + ?
-        )
-        select
-            customer_scores.purchase_probability as score,
-            buyers.customer_id is not null as purchased,
-        from predictions.customer_scores
-        left join buyers
-            on customer_scores.customer_id = buyers.customer_id
-        order by customer_scores.customer_id
-        """,
-        [as_of, as_of, horizon_days],
-    )
-    if frame.empty or frame["purchased"].nunique() < 2:
-        return None
-    return Outcomes(
-        "out of time",
-        f"scores as of {as_of} vs counted purchases in the {horizon_days} days after, which the"
-        " warehouse already holds (a backtest)",
-        frame["purchased"].to_numpy(dtype=float),
-        frame["score"].to_numpy(dtype=float),
-    )
-
-
-def load_report_data(settings: Settings) -> ReportData:
-    """Read everything the report shows: warehouse read-only, registry metadata from files."""
-    notes: list[str] = []
-    with connect(settings.warehouse, read_only=True) as con:
-        if not table_exists(con, "predictions.customer_scores"):
-            raise SegmartError(
-                "predictions.customer_scores is missing: run `segmart score` (or `segmart run`)"
-                " before writing the report"
-            )
-        run = _frame(
-            con,
-            "select any_value(model_id) as model_id, max(as_of) as as_of,"
-            " count(distinct model_id) as n_models from predictions.customer_scores",
-        )
-        model_id = run["model_id"].iloc[0]
-        as_of = pd.Timestamp(run["as_of"].iloc[0]).date() if run["as_of"].notna().all() else None
-        data = ReportData(model_id=model_id, as_of=as_of, horizon_days=settings.horizon_days)
-        if table_exists(con, "predictions.model_runs"):
-            runs = _frame(
-                con, "select * from predictions.model_runs where model_id = ?", [model_id]
-            )
-            if not runs.empty:
-                data.model_run = {
-                    key: (value.item() if hasattr(value, "item") else value)
-                    for key, value in runs.iloc[0].to_dict().items()
-                }
-        data.segment_summary = _table_or_empty(
-            con, "marketing.segment_summary", "select * from marketing.segment_summary", notes
-        )
-        data.segment_profiles = _table_or_empty(
-            con,
-            "predictions.segment_profiles",
-            "select * from predictions.segment_profiles",
-            notes,
-        )
-        data.rfm_cells = _table_or_empty(
-            con,
-            "marketing.rfm_scores",
-            "select recency_score, frequency_score, rfm_group, count(*) as n_customers"
-            " from marketing.rfm_scores where recency_score is not null group by all",
-            notes,
-        )
-        data.audience_summary = _table_or_empty(
-            con, "marketing.audience_summary", "select * from marketing.audience_summary", notes
-        )
-        data.campaign_results = _table_or_empty(
-            con, "marketing.campaign_results", "select * from marketing.campaign_results", notes
-        )
-        data.feature_drift = _table_or_empty(
-            con, "predictions.feature_drift", "select * from predictions.feature_drift", notes
-        )
-        data.reason_counts = _frame(
-            con,
-            "select reason_1 as feature, count(*) / sum(count(*)) over () as share"
-            " from predictions.customer_scores where reason_1 is not null group by 1",
-        )
-        if as_of is not None and table_exists(con, "core.orders"):
-            out_of_time = _out_of_time_outcomes(con, as_of, settings.horizon_days)
-            if out_of_time is not None:
-                data.outcomes.append(out_of_time)
-    metadata, model_dir = _registry_files(settings.models_dir, model_id)
-    if model_id and not metadata:
-        notes.append(f"no registry metadata at {settings.models_dir / str(model_id)}.")
-    data.outcomes[:0] = _validation_outcomes(metadata, model_dir)
-    curves = _metadata_value(metadata, "validation_curves", "curves") or {}
-    data.validation_curves = curves if isinstance(curves, dict) else {}
-    data.validation_description = (
-        f"validation (registry): the model's held-out snapshot"
-        f" {metadata.get('validation_snapshot', '?')}"
-        f" ({metadata.get('n_validation_rows', '?')} customers), curve points from"
-        " metadata.json"
-    )
-    data.feature_importance = _importance_frame(metadata)
-    if not data.outcomes and not data.validation_curves:
-        notes.append(
-            "Model-quality charts are empty: the registry holds no validation predictions or"
-            " curves, and the data does not cover the horizon after as_of."
-        )
-    data.notes = notes
-    return data
-
-
-def write_report(settings: Settings) -> Path:
-    """Write settings.reports_dir/segmart_report.html (atomically) and return its path.
-
-    Example: after `segmart run`, open reports/segmart_report.html in any browser, offline.
-    """
-    data = load_report_data(settings)
-    document = render_html(build_charts(data), data, datetime.now(UTC))
-    settings.reports_dir.mkdir(parents=True, exist_ok=True)
-    target = settings.reports_dir / REPORT_NAME
-    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        staging.write_text(document, encoding="utf-8")
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
-    return target
+def _with_gaps(chart: Chart, data: ReportData) -> Chart:
+    """The chart, or in its place the sentence of every gap that empties it."""
+    sentences = [gap.sentence for gap in data.gaps if chart.name in gap.sections]
+    if not sentences:
+        return chart
+    return replace(chart, figure=None, gap=" ".join(sentences))
