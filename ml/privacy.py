@@ -128,9 +128,11 @@ def forget_customer(settings: Settings, customer_id: str) -> ForgetReport:
         raise SegmartError(f"warehouse {settings.warehouse} does not exist: nothing to forget")
     deleted = forget_in_warehouse(settings.warehouse, customer_id)
     if settings.published_warehouse.exists():
+        from datetime import timedelta
+
         from ml.publish import publish
 
-        publish(settings)
+        publish(settings, grace=timedelta(0))  # no earlier Parquet publication may keep them
     rewritten = [
         path
         for path in sorted(settings.exports_dir.rglob("*"))
