@@ -30,8 +30,14 @@ class BuildSummary:
 def dbt_vars(
     settings: Settings, stats_as_of: date | None = None, extra: dict | None = None
 ) -> dict:
-    """The dbt vars for a run: point in time, horizon and where the statistics come from."""
+    """The dbt vars for a run: point in time, horizon, the statistics' origin and the landing."""
+    from ml.ingest.landing import plan_landing
+
     variables: dict = {"horizon_days": settings.horizon_days}
+    if settings.raw_dir.is_dir():
+        landing = plan_landing(settings.raw_dir, settings.landing_dir, settings.mapping)
+        if landing:
+            variables["landing"] = landing
     if settings.as_of is not None:
         variables["as_of"] = settings.as_of.isoformat()
     if stats_as_of is not None:

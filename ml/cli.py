@@ -57,6 +57,15 @@ AsOfOption = Annotated[
         "(default: the day after the latest order or event).",
     ),
 ]
+MappingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mapping",
+        help="YAML mapping of the shop's own export (file, encoding, delimiter, columns), "
+        "or a shipped one: shopify_orders, transactions. [env: SEGMART_MAPPING]",
+        show_default=False,
+    ),
+]
 HorizonOption = Annotated[
     int,
     typer.Option("--horizon-days", min=1, max=3650, help="Label window length in days."),
@@ -68,13 +77,18 @@ AlgorithmOption = Annotated[
 
 
 def _settings(
-    raw_dir: Path | None, warehouse: Path | None, as_of: datetime | None, horizon_days: int
+    raw_dir: Path | None,
+    warehouse: Path | None,
+    as_of: datetime | None,
+    horizon_days: int,
+    mapping: str | None = None,
 ) -> Settings:
     return Settings().with_overrides(
         raw_dir=raw_dir.expanduser().resolve() if raw_dir else None,
         warehouse=warehouse.expanduser().resolve() if warehouse else None,
         as_of=as_of.date() if as_of else None,
         horizon_days=horizon_days,
+        mapping=mapping,
     )
 
 
@@ -152,6 +166,11 @@ def build_warehouse(
         f"dbt build ({selector}): {summary.n_passed} passed, {summary.n_warned} warned, "
         f"{summary.n_skipped} skipped, warehouse {settings.warehouse}"
     )
+    if selector == "warehouse":
+        from ml.ingest.checks import landing_warnings
+
+        for warning in landing_warnings(settings):
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -163,8 +182,17 @@ def generate(
         "data/demo"
     ),
     file_format: Annotated[
-        Literal["parquet", "csv"], typer.Option("--format", help="File format of raw tables.")
+        Literal["parquet", "csv"],
+        typer.Option("--format", help="File format of raw tables (standard shape only)."),
     ] = "parquet",
+    shape: Annotated[
+        Literal["standard", "transactions", "minimal"],
+        typer.Option(
+            help="Which files: standard (the whole contract), transactions (one CSV purchase "
+            "log customer_id,date,amount of a single cohort) or minimal (customers and "
+            "orders CSV with the required columns only)."
+        ),
+    ] = "standard",
 ) -> None:
     """Generate a realistic synthetic shop (about two years) with dirt, plus ground truth.
 
@@ -180,8 +208,9 @@ def generate(
             out_dir=out,
             fmt=file_format,
             progress=lambda done, total: progress.update(task, completed=done),
+            shape=shape,
         )
-    table = Table("table", "rows", title=f"generated into {out}")
+    table = Table("table", "rows", title=f"generated into {out} ({shape}, {summary.fmt})")
     for name, n_rows in summary.row_counts.items():
         table.add_row(name, f"{n_rows:,}")
     stdout.print(table)
@@ -205,12 +234,13 @@ def build(
         ),
     ] = None,
     full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
+    mapping: MappingOption = None,
 ) -> None:
     """Land raw files and run `dbt build`: staging, quarantine, features, training set.
 
     Example: segmart build --raw-dir data/demo/raw --as-of 2025-10-01
     """
-    settings = _settings(raw_dir, warehouse, as_of, horizon_days)
+    settings = _settings(raw_dir, warehouse, as_of, horizon_days, mapping)
     build_warehouse(settings, stats_as_of.date() if stats_as_of else None, full_refresh)
 
 
@@ -271,6 +301,7 @@ def run(
     horizon_days: HorizonOption = 90,
     algorithm: AlgorithmOption = "hist_gradient_boosting",
     random_state: Annotated[int, typer.Option(help="Seed for every random step.")] = 42,
+    mapping: MappingOption = None,
 ) -> None:
     """Run the whole pipeline: build, train, score, marketing marts, publish, report.
 
@@ -278,16 +309,17 @@ def run(
     """
     from ml.pipeline import run_pipeline
 
-    settings = _settings(raw_dir, warehouse, as_of, horizon_days)
+    settings = _settings(raw_dir, warehouse, as_of, horizon_days, mapping)
     _check_raw_dir(settings)
     result = run_pipeline(
         settings,
         algorithm=algorithm,
         random_state=random_state,
         build=build_warehouse,
-        log=console.print,
+        # soft_wrap: a warning stays one line, whatever the width (rich wraps at 80 in a pipe).
+        log=functools.partial(console.print, soft_wrap=True),
     )
-    stdout.print(result.summary())
+    stdout.print(result.summary(), soft_wrap=True)
 
 
 @app.command()

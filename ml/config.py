@@ -45,9 +45,15 @@ class Settings:
     exports_dir: Path = field(
         default_factory=lambda: _env_path("SEGMART_EXPORTS_DIR", PROJECT_ROOT / "exports")
     )
+    # A mapping of the shop's own export: a YAML file or a shipped name (ml/ingest/mappings).
+    mapping: str | None = field(default_factory=lambda: os.environ.get("SEGMART_MAPPING") or None)
     as_of: date | None = None
     horizon_days: int = 90
     target: str = field(default_factory=lambda: os.environ.get("SEGMART_TARGET", "dev"))
+    # The oldest DuckDB storage format that holds the BI tables' types, so 1.x clients open it.
+    bi_storage_version: str = field(
+        default_factory=lambda: os.environ.get("SEGMART_BI_STORAGE_VERSION", "v1.0.0")
+    )
 
     def with_overrides(self, **overrides: object) -> Settings:
         """A copy with the given fields replaced, ignoring those passed as None."""
@@ -57,6 +63,11 @@ class Settings:
     def published_warehouse(self) -> Path:
         """The read-only copy BI tools open; swapped in whole after each good run."""
         return self.published_dir / "segmart_bi.duckdb"
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where raw files DuckDB cannot read as they lie are copied as UTF-8 for landing."""
+        return self.warehouse.parent / "landing" / self.warehouse.stem
 
     def dbt_env(self) -> dict[str, str]:
         """Environment variables that profiles.yml and dbt_project.yml read."""

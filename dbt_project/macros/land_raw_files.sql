@@ -1,13 +1,19 @@
 {#-
-    Lands each raw file of the contract in schema `raw` with exactly the contract's columns:
+    Lands each raw table of the contract in schema `raw` with exactly the contract's columns:
     Parquet as a view (no copy), CSV as an all-VARCHAR table (typed in staging, so a bad value
     becomes a quarantine row with a reason instead of a failed load). Malformed CSV lines go to
     raw.csv_rejects through DuckDB's reject tables: kept and reported, never silently skipped.
     raw.files records what was found, for reconciliation and for the CLI's messages.
+
+    var('landing') (written by ml/ingest) can name, per table, another file to read (a mapped
+    export, or a UTF-8 copy of a file DuckDB cannot read as it lies) and one SQL expression per
+    contract column over that file's columns (`source."Column"`). Tables it leaves out are read
+    from raw_dir as `<table>.csv` or `<table>.parquet`.
 -#}
 {% macro land_raw_files() %}
     {% if not execute %}{{ return('') }}{% endif %}
     {% set raw_dir = var('raw_dir') | string | replace("'", "''") %}
+    {% set landing = var('landing') or {} %}
     {#- Schema raw holds only what this hook lands: rebuild it whole, tables and views alike. -#}
     {% do run_query("drop schema if exists raw cascade; create schema raw") %}
     {% do run_query(
@@ -25,7 +31,7 @@
         ~ " privacy.forgotten_customers (customer_id varchar primary key, forgotten_at timestamp)"
     ) %}
     {% for table_name, spec in raw_contract().items() %}
-        {% do _land_one_table(raw_dir, table_name, spec) %}
+        {% do _land_one_table(raw_dir, table_name, spec, landing.get(table_name)) %}
     {% endfor %}
     {{ return('') }}
 {% endmacro %}
@@ -45,78 +51,119 @@
 {% endmacro %}
 
 
-{% macro _csv_header(path) %}
+{% macro _csv_header(path, delimiter) %}
     {#- Read the header line alone: sniffing fails on files whose first rows are malformed, and a
-        later line that is not UTF-8 must not fail the header (the landing read rejects it). -#}
+        later line that is not UTF-8 must not fail the header (the landing read rejects it).
+        parallel=false: a parallel scan returns the first line of whichever buffer finishes
+        first, a data row several megabytes into a large file. -#}
     {% set first = run_query(
         "select column0 from read_csv('" ~ path ~ "', header=false, auto_detect=false,"
         ~ " columns={'column0': 'VARCHAR'}, delim=chr(30), quote='', escape='',"
-        ~ " ignore_errors=true) limit 1"
+        ~ " ignore_errors=true, parallel=false) limit 1"
     ) %}
     {% if first.rows | length == 0 or first.rows[0][0] is none %}{{ return([]) }}{% endif %}
     {% set names = [] %}
-    {% for name in first.rows[0][0].split(',') %}
-        {% do names.append(name | replace('"', '') | replace('\ufeff', '') | trim | lower) %}
+    {% for name in first.rows[0][0].split(delimiter) %}
+        {% do names.append(name | replace('"', '') | replace('\ufeff', '') | trim) %}
     {% endfor %}
     {{ return(names) }}
 {% endmacro %}
 
 
-{% macro _land_one_table(raw_dir, table_name, spec) %}
-    {% set path = _find_raw_file(raw_dir, table_name) %}
+{% macro _sql_string(value) -%}
+    '{{ value | string | replace("'", "''") }}'
+{%- endmacro %}
+
+
+{% macro _csv_reader(table_name, path, delimiter, header) %}
+    {% set columns = [] %}
+    {% for name in header %}{% do columns.append(_sql_string(name) ~ ": 'VARCHAR'") %}{% endfor %}
+    {% set reader = "read_csv(" ~ _sql_string(path) ~ ", header=true, auto_detect=false, delim="
+        ~ _sql_string(delimiter) ~ ", quote='\"', escape='\"', columns={"
+        ~ columns | join(', ') ~ "}, store_rejects=true, rejects_table='rejects_" ~ table_name
+        ~ "', rejects_scan='rejects_scan_" ~ table_name ~ "')" %}
+    {{ return(reader) }}
+{% endmacro %}
+
+
+{#- One select expression per contract column: the mapping's, the file's own column, or null. -#}
+{% macro _contract_select(spec, header, planned) %}
+    {% set lowered = header | map('lower') | list %}
+    {% set select_list, missing, used = [], [], [] %}
+    {% for column in spec.columns %}
+        {% if planned.select is defined and planned.select is not none %}
+            {% if column in planned.select %}
+                {% do select_list.append(planned.select[column] ~ " as " ~ column) %}
+            {% else %}
+                {% do select_list.append("null::varchar as " ~ column) %}
+                {% do missing.append(column) %}
+            {% endif %}
+        {% elif column in lowered %}
+            {% set source_name = header[lowered.index(column)] %}
+            {% do used.append(source_name) %}
+            {% do select_list.append('source."' ~ source_name | replace('"', '""') ~ '" as ' ~ column) %}
+        {% else %}
+            {% do select_list.append("null::varchar as " ~ column) %}
+            {% do missing.append(column) %}
+        {% endif %}
+    {% endfor %}
+    {{ return({'select_list': select_list, 'missing': missing, 'used': used}) }}
+{% endmacro %}
+
+
+{% macro _land_one_table(raw_dir, table_name, spec, planned) %}
+    {% set planned = planned or {} %}
+    {% set path = planned.path if planned.path is defined else _find_raw_file(raw_dir, table_name) %}
     {% set target = 'raw.' ~ table_name %}
+    {#- What the user knows the file by: the shop's own file, even when a UTF-8 copy is read. -#}
+    {% set shown_path = planned.source_path if planned.source_path is defined else path %}
     {% if path is none %}
         {% if spec.required %}
             {% do exceptions.raise_compiler_error(
                 "required raw table " ~ table_name ~ " not found: expected " ~ raw_dir ~ "/"
-                ~ table_name ~ ".csv or .parquet") %}
+                ~ table_name ~ ".csv or .parquet (a transaction log: transactions.csv;"
+                ~ " any other export: segmart build --mapping FILE)") %}
         {% endif %}
         {% set empty_columns = [] %}
         {% for column in spec.columns %}{% do empty_columns.append("null::varchar as " ~ column) %}{% endfor %}
         {% do run_query("create table " ~ target ~ " as select " ~ empty_columns | join(', ') ~ " where false") %}
         {{ return(none) }}
     {% endif %}
-    {% set path = path | replace("'", "''") %}
-    {% set is_csv = path.endswith('.csv') %}
-    {% if is_csv %}
-        {% set present = _csv_header(path) %}
-        {% set csv_columns = [] %}
-        {% for name in present %}{% do csv_columns.append("'" ~ name | replace("'", "''") ~ "': 'VARCHAR'") %}{% endfor %}
-        {% set reader = "read_csv('" ~ path ~ "', header=true, auto_detect=false, delim=',',"
-            ~ " quote='\"', escape='\"', columns={" ~ csv_columns | join(', ') ~ "},"
-            ~ " store_rejects=true, rejects_table='rejects_" ~ table_name ~ "',"
-            ~ " rejects_scan='rejects_scan_" ~ table_name ~ "')" %}
+    {% set is_csv = (planned.format if planned.format is defined else path.split('.') | last) == 'csv' %}
+    {% set delimiter = planned.delimiter | default(',') %}
+    {% if planned.columns is defined %}
+        {% set header = planned.columns %}
+    {% elif is_csv %}
+        {% set header = _csv_header(path | replace("'", "''"), delimiter) %}
     {% else %}
-        {% set described = run_query("describe select * from read_parquet('" ~ path ~ "')") %}
-        {% set present = [] %}
-        {% for row in described.rows %}{% do present.append(row[0] | lower) %}{% endfor %}
-        {% set reader = "read_parquet('" ~ path ~ "')" %}
+        {% set described = run_query("describe select * from read_parquet(" ~ _sql_string(path) ~ ")") %}
+        {% set header = [] %}
+        {% for row in described.rows %}{% do header.append(row[0]) %}{% endfor %}
     {% endif %}
-    {% set missing_keys = [] %}
-    {% for column in spec.key_columns %}{% if column not in present %}{% do missing_keys.append(column) %}{% endif %}{% endfor %}
-    {% if missing_keys %}
-        {% do exceptions.raise_compiler_error(
-            "raw file " ~ path ~ " lacks required column(s) " ~ missing_keys | join(', ')
-            ~ " (it has: " ~ (present | join(', ') or 'no header') ~ ")") %}
-    {% endif %}
-    {% set select_list = [] %}
-    {% set missing = [] %}
-    {% for column in spec.columns %}
-        {% if column in present %}
-            {% do select_list.append('"' ~ column ~ '"') %}
-        {% else %}
-            {% do select_list.append("null::varchar as " ~ column) %}
-            {% do missing.append("'" ~ column ~ "'") %}
-        {% endif %}
+    {% set reader = _csv_reader(table_name, path, delimiter, header) if is_csv
+        else "read_parquet(" ~ _sql_string(path) ~ ")" %}
+    {% set selected = _contract_select(spec, header, planned) %}
+    {% set landed_columns = spec.columns | reject('in', selected.missing) | list %}
+    {% set derived_keys = [] %}
+    {% for column in spec.key_columns %}
+        {% if column not in landed_columns %}{% do derived_keys.append(column) %}{% endif %}
     {% endfor %}
-    {% set extra = [] %}
-    {% for column in present %}{% if column not in spec.columns %}{% do extra.append("'" ~ column | replace("'", "''") ~ "'") %}{% endif %}{% endfor %}
+    {% if derived_keys %}
+        {% do exceptions.raise_compiler_error(
+            "raw file " ~ shown_path ~ " lacks required column(s) " ~ derived_keys | join(', ')
+            ~ " (it has: " ~ (header | join(', ') or 'no header') ~ ")") %}
+    {% endif %}
+    {% set relation = _grouped(selected.select_list, planned, reader) %}
+    {% if table_name == 'orders' and 'order_id' not in landed_columns %}
+        {% set relation = _with_derived_order_ids(relation, spec, planned) %}
+    {% endif %}
     {% set not_forgotten = (
         " where customer_id is null or trim(cast(customer_id as varchar)) not in"
         ~ " (select customer_id from privacy.forgotten_customers)"
-    ) if 'customer_id' in present else "" %}
+    ) if 'customer_id' in spec.columns else "" %}
+    {% set body = "select * from (" ~ relation ~ ") as landed" ~ not_forgotten %}
     {% if is_csv %}
-        {% do run_query("create table " ~ target ~ " as select " ~ select_list | join(', ') ~ " from " ~ reader ~ not_forgotten) %}
+        {% do run_query("create table " ~ target ~ " as " ~ body) %}
         {#- DuckDB reports a short line once per missing column: keep one error per line. -#}
         {% do run_query(
             "insert into raw.csv_rejects select '" ~ table_name ~ "', line,"
@@ -124,16 +171,91 @@
             ~ " from rejects_" ~ table_name
             ~ " qualify row_number() over (partition by scan_id, file_id, line order by column_idx) = 1") %}
     {% else %}
-        {% do run_query("create view " ~ target ~ " as select " ~ select_list | join(', ') ~ " from " ~ reader ~ not_forgotten) %}
+        {% do run_query("create view " ~ target ~ " as " ~ body) %}
     {% endif %}
     {#- A header-only export would otherwise surface as an obscure failing test far downstream. -#}
     {% if spec.required and run_query("select count(*) from " ~ target).rows[0][0] == 0 %}
         {% do exceptions.raise_compiler_error(
-            "required raw table " ~ table_name ~ " has no readable rows in " ~ path
+            "required raw table " ~ table_name ~ " has no readable rows in " ~ shown_path
             ~ " (header only, or every line malformed): export it again") %}
     {% endif %}
+    {% if spec.required %}{% do _check_key_timestamps(table_name, spec, target, shown_path) %}{% endif %}
+    {% set extra = [] %}
+    {% if planned.select is not defined or planned.select is none %}
+        {% for column in header %}{% if column not in selected.used %}{% do extra.append(_sql_string(column)) %}{% endif %}{% endfor %}
+    {% endif %}
+    {% set missing = [] %}
+    {% for column in selected.missing %}{% do missing.append(_sql_string(column)) %}{% endfor %}
     {% do run_query(
-        "insert into raw.files values ('" ~ table_name ~ "', '" ~ path ~ "', '"
+        "insert into raw.files values ('" ~ table_name ~ "', " ~ _sql_string(shown_path) ~ ", '"
         ~ ('csv' if is_csv else 'parquet') ~ "', current_timestamp::timestamp, ["
         ~ missing | join(', ') ~ "]::varchar[], [" ~ extra | join(', ') ~ "]::varchar[])") %}
+{% endmacro %}
+
+
+{#- The contract columns over the file; with `one_row_per`, one row per value of that key, each
+    column its first non-null value (or, with `latest_by`, the latest row's non-null value).
+    Rows without the key do not describe that entity (a line item's row in an orders export
+    carries no customer) and are left to the tables they do describe. Max and arg_max keep
+    the choice deterministic under parallel reads. -#}
+{% macro _grouped(select_list, planned, reader) %}
+    {% if planned.one_row_per is not defined or planned.one_row_per is none %}
+        {{ return("select " ~ select_list | join(', ') ~ " from " ~ reader ~ " as source") }}
+    {% endif %}
+    {% set inner = select_list + [planned.one_row_per ~ " as _row_key"] %}
+    {% if planned.latest_by %}{% do inner.append(planned.latest_by ~ " as _row_order") %}{% endif %}
+    {% set outer = [] %}
+    {% for expression in select_list %}
+        {% set column = expression.split(' as ') | last %}
+        {% if planned.latest_by %}
+            {% do outer.append("arg_max(" ~ column ~ ", [_row_order, " ~ column ~ "]) filter (where "
+                ~ column ~ " is not null) as " ~ column) %}
+        {% else %}
+            {% do outer.append("max(" ~ column ~ ") as " ~ column) %}
+        {% endif %}
+    {% endfor %}
+    {{ return(
+        "select " ~ outer | join(', ') ~ " from (select " ~ inner | join(', ')
+        ~ " from " ~ reader ~ " as source) as rows_of_file where _row_key is not null"
+        ~ " group by _row_key"
+    ) }}
+{% endmacro %}
+
+
+{#- An export without order ids (a transaction log): the id is a hash of the row's content and
+    its occurrence among identical rows, so the same file always gives the same ids. Identical
+    rows are separate purchases, unless the mapping says the export repeats rows
+    (identical_rows: copies): then they share an id and staging keeps one. -#}
+{% macro _with_derived_order_ids(relation, spec, planned) %}
+    {% set content = [] %}
+    {% for column in spec.columns if column != 'order_id' %}
+        {% do content.append("coalesce(cast(" ~ column ~ " as varchar), '')") %}
+    {% endfor %}
+    {% set row_hash = "md5(concat_ws('|', " ~ content | join(', ') ~ "))" %}
+    {% if (planned.identical_rows | default('separate')) == 'copies' %}
+        {% set order_id = row_hash %}
+    {% else %}
+        {% set order_id = row_hash ~ " || '-' || row_number() over (partition by "
+            ~ content | join(', ') ~ ")" %}
+    {% endif %}
+    {{ return("select * exclude (order_id), " ~ order_id ~ " as order_id from (" ~ relation ~ ") as keyed") }}
+{% endmacro %}
+
+
+{#- A required table none of whose key timestamps parse (dates written 01/02/1997, say) would
+    quarantine every row and fail far downstream: say so here, with an example and the fix. -#}
+{% macro _check_key_timestamps(table_name, spec, target, path) %}
+    {% for column in spec.key_columns if column in spec.timestamps %}
+        {% set found = run_query(
+            "select count(*) filter (where " ~ parse_timestamp(column) ~ " is not null),"
+            ~ " any_value(" ~ column ~ ") filter (where " ~ parse_timestamp(column) ~ " is null)"
+            ~ " from " ~ target
+        ) %}
+        {% if found.rows[0][0] == 0 %}
+            {% do exceptions.raise_compiler_error(
+                "no " ~ column ~ " value of " ~ path ~ " reads as a timestamp (e.g. '"
+                ~ found.rows[0][1] ~ "'): state its format in a mapping, e.g. timestamp_format:"
+                ~ " '%d/%m/%Y' or '%m/%d/%Y' (segmart build --mapping FILE)") %}
+        {% endif %}
+    {% endfor %}
 {% endmacro %}

@@ -1,19 +1,25 @@
 {#- Shared typing rules for staging: raw CSV arrives as text, Parquet already typed. -#}
 
+{#- Trimmed text, null when empty or when it holds U+FFFD: a byte the file's encoding could not
+    decode (ml/ingest/files.py) leaves no trustworthy value; core.quarantined_values notes it. -#}
 {% macro clean_text(column) -%}
-    nullif(trim(cast({{ column }} as varchar)), '')
+    case
+        when not contains(cast({{ column }} as varchar), chr(65533))
+            then nullif(trim(cast({{ column }} as varchar)), '')
+    end
 {%- endmacro %}
 
 {% macro clean_lower(column) -%}
     lower({{ clean_text(column) }})
 {%- endmacro %}
 
-{#- The controlled value for a raw spelling; 'other' for a spelling the vocabulary lacks. -#}
+{#- The controlled value of a raw spelling. An open categorical (a shop's own regions, channels,
+    genders) keeps its cleaned spelling when the vocabulary lacks it: the vocabulary only folds
+    known synonyms ("m" -> male), and the one-hot levels are learned from the data
+    (feature_stats). A closed enum (order status, event type, touch channel) is read strictly
+    instead, straight from the join: an unknown spelling is null and quarantined. -#}
 {% macro vocabulary_value(vocabulary_alias, raw_column) -%}
-    case
-        when {{ clean_lower(raw_column) }} is null then null
-        else coalesce({{ vocabulary_alias }}.value, 'other')
-    end
+    coalesce({{ vocabulary_alias }}.value, {{ clean_lower(raw_column) }})
 {%- endmacro %}
 
 {% macro join_vocabulary(vocabulary_alias, field, raw_column) -%}
@@ -32,4 +38,17 @@
 {#- When the raw files were landed: the reference for "in the future" rules. -#}
 {% macro loaded_at() -%}
     (select max(loaded_at) from {{ source('shop', 'files') }})
+{%- endmacro %}
+
+{#- A timestamp from raw text: ISO 8601 (what DuckDB casts), or a bare YYYYMMDD date as
+    transaction logs write it. Anything else (01/02/1997 could be either day order) is null and
+    quarantined: a mapping states the format (timestamp_format), it is never guessed. -#}
+{% macro parse_timestamp(column) -%}
+    coalesce(
+        try_cast({{ column }} as timestamp),
+        case
+            when regexp_full_match(trim(cast({{ column }} as varchar)), '[0-9]{8}')
+                then try_strptime(trim(cast({{ column }} as varchar)), '%Y%m%d')
+        end
+    )
 {%- endmacro %}

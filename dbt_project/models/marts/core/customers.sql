@@ -59,6 +59,8 @@ final as (
     from customers
     left join lifetime_orders
         on customers.customer_id = lifetime_orders.customer_id
+    -- Known only by a rejected profile row, with no order: nothing to show (it is quarantined).
+    where customers.created_at is not null
 
 )
 

@@ -26,8 +26,9 @@ counts as (
             select coalesce(sum(csv_rejects.n_lines), 0) from csv_rejects
             where csv_rejects.table_name = '{{ source_table }}'
         ) as n_raw_rows,
-        count(*) as n_accepted,
-        coalesce(sum(n_loaded_copies - 1), 0) as n_duplicates,
+        -- A customer known only by id (a rejected profile) stands for no accepted row.
+        count(*) filter (where n_loaded_copies > 0) as n_accepted,
+        coalesce(sum(n_loaded_copies - 1) filter (where n_loaded_copies > 0), 0) as n_duplicates,
         (
             select coalesce(sum(quarantined_rows.n_raw_lines), 0) from quarantined_rows
             where quarantined_rows.source_table = '{{ source_table }}'

@@ -1,7 +1,3 @@
-{%- set validated_sources = [
-    'customers', 'orders', 'order_items', 'products', 'web_events', 'campaign_touches',
-] -%}
-
 with
 
 csv_rejects as (
@@ -12,7 +8,7 @@ csv_rejects as (
 
 rejected_rows as (
 
-    {% for source_table in validated_sources -%}
+    {% for source_table in raw_contract() -%}
     select
         '{{ source_table }}' as source_table,
         rejection_reason as rule,

@@ -7,7 +7,9 @@ validated as (
 
     select
         *,
-        coalesce(updated_at, created_at) as valid_from,
+        -- A profile with no timestamp at all (an export of ids and attributes) is in force
+        -- for every snapshot: nothing says when it changed.
+        coalesce(updated_at, created_at, timestamp '1970-01-01') as valid_from,
     from {{ ref('base_shop__customers') }}
     where rejection_reason is null
 
@@ -48,7 +50,7 @@ cleaned as (
 
         -- dates and timestamps
         case
-            when birth_date <= cast(created_at as date)
+            when birth_date <= coalesce(cast(created_at as date), current_date)
                 and birth_date >= date '1900-01-01' then birth_date
         end as birth_date,
         created_at,

@@ -1,4 +1,13 @@
+{#- A table: every snapshot's population and the core marts join it. -#}
+{{ config(materialized='table') }}
+
 with
+
+customer_ids as (
+
+    select * from {{ ref('base_shop__customer_ids') }}
+
+),
 
 versions as (
 
@@ -6,25 +15,69 @@ versions as (
 
 ),
 
+orders as (
+
+    select * from {{ ref('stg_shop__orders') }}
+
+),
+
 -- Re-loads repeat a customer: the version with the latest updated_at wins.
 current_versions as (
 
+    select * from versions
+    where is_current
+
+),
+
+first_orders as (
+
     select
         customer_id,
-        email,
-        gender,
-        region,
-        city,
-        acquisition_channel,
-        income,
-        is_marketing_opt_in,
-        birth_date,
-        created_at,
-        updated_at,
-        n_loaded_copies,
-    from versions
-    where is_current
+        min(ordered_at) as first_ordered_at,
+    from orders
+    group by customer_id
+
+),
+
+-- Every known customer, with or without a valid profile: one whose profile row was rejected
+-- (or who came from an orders export without a customers file) has a missing profile, imputed
+-- downstream, and signed up when they first ordered if nothing else says when.
+final as (
+
+    select
+        -- ids
+        customer_ids.customer_id,
+
+        -- strings
+        current_versions.email,
+        current_versions.gender,
+        current_versions.region,
+        current_versions.city,
+        current_versions.acquisition_channel,
+
+        -- numerics
+        current_versions.income,
+        coalesce(current_versions.n_loaded_copies, 0) as n_loaded_copies,
+
+        -- booleans
+        coalesce(current_versions.is_marketing_opt_in, false) as is_marketing_opt_in,
+        current_versions.customer_id is not null as has_profile,
+
+        -- dates and timestamps
+        current_versions.birth_date,
+        coalesce(
+            current_versions.created_at,
+            customer_ids.first_created_at,
+            first_orders.first_ordered_at
+        ) as created_at,
+        current_versions.updated_at,
+
+    from customer_ids
+    left join current_versions
+        on customer_ids.customer_id = current_versions.customer_id
+    left join first_orders
+        on customer_ids.customer_id = first_orders.customer_id
 
 )
 
-select * from current_versions
+select * from final

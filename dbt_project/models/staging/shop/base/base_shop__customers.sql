@@ -28,8 +28,8 @@ renamed as (
 
         -- dates and timestamps
         try_cast(source.birth_date as date) as birth_date,
-        try_cast(source.created_at as timestamp) as created_at,
-        try_cast(source.updated_at as timestamp) as updated_at,
+        {{ parse_timestamp('source.created_at') }} as created_at,
+        {{ parse_timestamp('source.updated_at') }} as updated_at,
 
         to_json(source) as raw_record,
 
@@ -47,8 +47,8 @@ flagged as (
     select
         *,
         case
+            -- A sign-up time that is missing or unparsable is derived from the first order.
             when customer_id is null then 'missing_customer_id'
-            when created_at is null then 'invalid_created_at'
             when created_at > {{ loaded_at() }} then 'created_in_future'
             when created_at < {{ date_var('min_valid_date') }} then 'created_before_min_date'
         end as rejection_reason,

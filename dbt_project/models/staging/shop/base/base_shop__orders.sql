@@ -8,7 +8,7 @@ source as (
 
 customers as (
 
-    select * from {{ ref('stg_shop__customers') }}
+    select * from {{ ref('base_shop__customer_ids') }}
 
 ),
 
@@ -21,7 +21,11 @@ renamed as (
 
         -- strings
         {{ clean_lower('source.status') }} as status_raw,
-        status_vocabulary.value as status,
+        -- An export without statuses lists completed orders; an unknown spelling stays null.
+        case
+            when {{ clean_lower('source.status') }} is null then 'completed'
+            else status_vocabulary.value
+        end as status,
         {{ vocabulary_value('channel_vocabulary', 'source.channel') }} as channel,
 
         -- numerics
@@ -33,7 +37,7 @@ renamed as (
         ) as is_discount_unparsable,
 
         -- timestamps
-        try_cast(source.ordered_at as timestamp) as ordered_at,
+        {{ parse_timestamp('source.ordered_at') }} as ordered_at,
 
         to_json(source) as raw_record,
 
@@ -57,13 +61,12 @@ flagged as (
             when renamed.ordered_at < {{ date_var('min_valid_date') }}
                 then 'ordered_before_min_date'
             when renamed.status is null then 'invalid_status'
-            when renamed.order_total is null then 'invalid_order_total'
             when renamed.order_total < 0 then 'negative_order_total'
             when renamed.order_total > {{ var('max_money') }} then 'absurd_order_total'
             when renamed.is_discount_unparsable or renamed.discount_total < 0
                 then 'invalid_discount_total'
             when customers.customer_id is null then 'orphan_customer_id'
-            when renamed.ordered_at < customers.created_at then 'ordered_before_signup'
+            when renamed.ordered_at < customers.first_created_at then 'ordered_before_signup'
         end as rejection_reason,
 
     from renamed

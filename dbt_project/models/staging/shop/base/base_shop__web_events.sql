@@ -8,7 +8,7 @@ source as (
 
 customers as (
 
-    select * from {{ ref('stg_shop__customers') }}
+    select * from {{ ref('base_shop__customer_ids') }}
 
 ),
 
