@@ -18,6 +18,7 @@ from pathlib import Path
 
 import skops.io as sio
 
+from ml.customer_value import ValueModels
 from ml.drift import DriftReference
 from ml.errors import SegmartError
 from ml.explain import ReasonCoder
@@ -32,10 +33,13 @@ LATEST = "latest"
 ALLOWED_TYPES = frozenset(
     {
         # Ours: plain containers of fitted scikit-learn objects and NumPy arrays.
+        "ml.customer_value.ValueModels",
         "ml.drift.DriftReference",
         "ml.explain.ReasonCoder",
         "ml.propensity.PropensityModel",
         "ml.segments.Segmenter",
+        "ml.value.bgnbd.BetaGeoModel",
+        "ml.value.gamma_gamma.GammaGammaModel",
         # scikit-learn internals of the four algorithms, two calibrations and the averaging.
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
@@ -108,10 +112,13 @@ class LoadedModel:
     segment_names: dict[int, tuple[str, str]]
     drift: DriftReference
     reasons: ReasonCoder
+    # BG/NBD and Gamma-Gamma fitted at as_of; None in models trained before they existed.
+    value: ValueModels | None = None
 
     def artifact(self) -> dict:
         """What goes into `model.skops` (everything but the metadata)."""
         return {
+            "value": self.value,
             "propensity": self.propensity,
             "segmenter": self.segmenter,
             "segment_names": {int(k): list(v) for k, v in self.segment_names.items()},
@@ -239,6 +246,7 @@ def load_model(models_dir: Path, model_ref: str = LATEST) -> LoadedModel:
         segment_names={int(k): (v[0], v[1]) for k, v in artifact["segment_names"].items()},
         drift=artifact["drift"],
         reasons=artifact["reasons"],
+        value=artifact.get("value"),
     )
 
 
@@ -257,6 +265,7 @@ def _load_trusted(path: Path) -> dict:
         )
     artifact = sio.load(path, trusted=untrusted)
     expected = {"propensity", "segmenter", "segment_names", "drift", "reasons"}
-    if not isinstance(artifact, dict) or set(artifact) != expected:
+    # Models saved before the value models lack "value".
+    if not isinstance(artifact, dict) or set(artifact) - {"value"} != expected:
         raise SegmartError(f"model artifact {path} does not hold a segmart model")
     return artifact

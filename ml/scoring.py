@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from ml import registry, warehouse
 from ml.config import Settings
+from ml.customer_value import VALUE_COLUMNS, VALUE_INPUTS_TABLE, predict_value
 from ml.drift import add_counts
 from ml.errors import SegmartError
 from ml.evaluate import markdown_table
@@ -55,22 +56,40 @@ _SPOOL_SCHEMA = pa.schema(
     ]
 )
 
+_VALUE_SCHEMA = pa.schema(
+    [("customer_id", pa.string()), *((column, pa.float64()) for column in VALUE_COLUMNS)]
+)
+
+# Customers without a predicted revenue (no purchase before as_of, or no value model) have no
+# revenue decile; the others are ranked among themselves.
 _RANKED_SCORES_SQL = """
 select
-    customer_id,
-    as_of,
-    model_id,
-    purchase_probability,
+    scores.customer_id,
+    scores.as_of,
+    scores.model_id,
+    scores.purchase_probability,
     cast(
-        ntile(10) over (order by purchase_probability desc, customer_id) as integer
+        ntile(10) over (order by scores.purchase_probability desc, scores.customer_id)
+        as integer
     ) as propensity_decile,
-    segment_id,
-    segment_name,
-    reason_1,
-    reason_2,
-    reason_3,
-from read_parquet(?)
-order by customer_id
+    scores.segment_id,
+    scores.segment_name,
+    scores.reason_1,
+    scores.reason_2,
+    scores.reason_3,
+    value.expected_orders,
+    value.probability_alive,
+    value.predicted_revenue,
+    case when value.predicted_revenue is not null then cast(
+        ntile(10) over (
+            partition by value.predicted_revenue is null
+            order by value.predicted_revenue desc, scores.customer_id
+        ) as integer
+    ) end as predicted_revenue_decile,
+    value.predicted_clv
+from read_parquet(?) as scores
+left join read_parquet(?) as value on scores.customer_id = value.customer_id
+order by scores.customer_id
 """
 
 
@@ -240,6 +259,52 @@ def _score_to_spool(
     return _Accumulated(n_customers, as_of, counts)
 
 
+def _value_to_spool(
+    con: duckdb.DuckDBPyConnection,
+    model: LoadedModel,
+    as_of: date,
+    spool: Path,
+    batch_size: int,
+) -> str | None:
+    """Spool the value columns of the as_of customers; return a warning if some are null.
+
+    Streams `ml.customer_value_inputs` at as_of in batches, like the features.
+    """
+    value = model.value
+    reason = None
+    if value is None:
+        reason = f"model {model.metadata.model_id} was trained without value models: retrain"
+    elif value.purchases is None:
+        reason = f"BG/NBD was not fitted at training ({value.reason})"
+    elif not warehouse.table_exists(con, VALUE_INPUTS_TABLE):
+        reason = f"{VALUE_INPUTS_TABLE} is missing: rebuild with `segmart build`"
+    elif value.snapshot_on != str(as_of):
+        reason = f"the value models were fitted as of {value.snapshot_on}, not {as_of}: retrain"
+    with pq.ParquetWriter(spool, _VALUE_SCHEMA) as writer:
+        if reason is not None:
+            return f"the value columns are null: {reason}"
+        batches = warehouse.stream_query(
+            con,
+            "select customer_id, frequency, recency_days, t_days, mean_repeat_spend"
+            f" from {VALUE_INPUTS_TABLE} where snapshot_on = ?",
+            [as_of],
+            batch_size,
+        )
+        for batch in batches:
+            inputs = batch.to_pandas()
+            predicted = predict_value(value, inputs)
+            predicted.insert(0, "customer_id", inputs["customer_id"])
+            writer.write_table(
+                pa.Table.from_pandas(predicted, schema=_VALUE_SCHEMA, preserve_index=False)
+            )
+    if value.spend is None:
+        return (
+            "predicted_revenue and predicted_clv are null: Gamma-Gamma was not fitted at"
+            f" training ({value.reason})"
+        )
+    return None
+
+
 def _with_run_columns(table: pd.DataFrame, model_id: str, as_of: date) -> pa.Table:
     stamped = table.assign(model_id=model_id, as_of=as_of)
     return pa.Table.from_pandas(stamped, preserve_index=False)
@@ -313,15 +378,19 @@ def score(
             dir=settings.warehouse.parent, prefix=spool_prefix
         ) as spool_dir:
             spool = Path(spool_dir) / "scores.parquet"
+            value_spool = Path(spool_dir) / "value.parquet"
             with threadpool_limits(limits=n_threads):
                 done = _score_to_spool(model, batches, spool)
+                null_value = _value_to_spool(con, model, done.as_of, value_spool, batch_size)
             sums = SegmentSums.of_relation(
                 con, f"read_parquet(?) join {FEATURES_TABLE} using (customer_id)", [str(spool)]
             )
             segments = describe_segments(sums.profiles(), model.segment_names)
             drift = model.drift.psi(done.drift_counts)
             progress(f"writing {done.n_customers:,} scores")
-            ranked = warehouse.stream_query(con, _RANKED_SCORES_SQL, [str(spool)])
+            ranked = warehouse.stream_query(
+                con, _RANKED_SCORES_SQL, [str(spool), str(value_spool)]
+            )
             warehouse.replace_tables(
                 con,
                 {
@@ -344,6 +413,8 @@ def score(
         for row in drift.itertuples()
         if row.is_drifted
     )
+    if null_value is not None:
+        warnings += (null_value,)
     for warning in warnings:
         progress(f"warning: {warning}")
     return ScoreReport(

@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from ml import evaluate, registry, warehouse
 from ml.config import Settings
+from ml.customer_value import ValueFit, ValueModels, fit_for_training
 from ml.drift import (
     MAX_SHARE_OUTSIDE_TRAINING_RANGE,
     PSI_DRIFT_THRESHOLD,
@@ -247,6 +248,7 @@ class Trained:
     segments: pd.DataFrame
     drift: DriftReference
     reasons: ReasonCoder
+    value: ValueModels | None = None
 
 
 def fit_models(
@@ -446,6 +448,7 @@ class TrainReport:
     warnings: tuple[str, ...] = ()
     elapsed_seconds: float = 0.0
     overlap: InputOverlap | None = None
+    value: ValueFit | None = None
 
     @property
     def model_id(self) -> str:
@@ -466,6 +469,8 @@ class TrainReport:
         """The report: metrics against baselines, search, segments, top features."""
         meta = self.metadata
         table = evaluate.metrics_table(meta.metrics, meta.baselines)
+        if self.value is not None and not self.value.baselines:
+            table.loc[f"baseline: bg_nbd (not fitted: {self.value.validation.reason})"] = np.nan
         best = max(self.margins, key=lambda name: meta.baselines[name]["roc_auc"])
         sections = [
             f"# Model {meta.model_id}",
@@ -501,12 +506,50 @@ class TrainReport:
             "## Feature selection (correlation and mutual information with the label)",
             markdown_table(self.feature_selection.head(15), digits=4, index=False),
         ]
+        if self.value is not None:
+            at = sections.index("## Hyperparameter search (validation ROC-AUC)")
+            sections[at:at] = [
+                "## Customer value (BG/NBD and Gamma-Gamma)",
+                _value_markdown(self.value),
+            ]
         if self.overlap is not None:
             at = sections.index("## Hyperparameter search (validation ROC-AUC)")
             sections[at:at] = ["## Inputs left out before fitting", self.overlap.to_markdown()]
         if self.warnings:
             sections += ["## Warnings", *(f"- {warning}" for warning in self.warnings)]
         return "\n\n".join(sections) + "\n"
+
+
+def _value_markdown(value: ValueFit) -> str:
+    validation, shipped = value.validation, value.shipped
+    lines = [
+        f"BG/NBD and Gamma-Gamma are fitted without labels on every customer's purchase history"
+        f" before the validation snapshot ({validation.snapshot_on}) to score the validation"
+        f" customers (the `bg_nbd` rows above: expected purchases in the {validation.horizon_days}"
+        " days, and probability alive; customers without a purchase before the snapshot rank"
+        f" last), and again before as_of ({shipped.snapshot_on}) for scoring.",
+    ]
+    totals = value.revenue_totals
+    if totals:
+        lines.append(
+            f"Calibration of totals on the validation customers: predicted revenue"
+            f" {totals['predicted_revenue']:,.0f} vs realised {totals['realised_revenue']:,.0f}"
+            f" (ratio {totals['ratio']:.3f}); {totals['realised_revenue_without_history']:,.0f}"
+            " of the realised revenue came from customers without a purchase before the"
+            " snapshot, whom the model does not predict."
+        )
+    for name, models in (("validation", validation), ("as_of", shipped)):
+        params = models.parameters()
+        fitted = [
+            f"{model} " + ", ".join(f"{k} {v:.4g}" for k, v in params[key].items())
+            for model, key in (("BG/NBD", "bg_nbd"), ("Gamma-Gamma", "gamma_gamma"))
+            if key in params
+        ]
+        if models.reason is not None:
+            fitted.append(f"not fitted: {models.reason}")
+        lines.append(f"- {name} fit ({models.snapshot_on}): " + "; ".join(fitted))
+    lines.append(f"predicted_clv: {shipped.parameters()['clv_method']}.")
+    return "\n\n".join(lines)
 
 
 def _library_versions() -> dict[str, str]:
@@ -528,6 +571,7 @@ def _metadata(
     options: TrainOptions,
     overlap: InputOverlap | None = None,
     levels: dict[str, str] | None = None,
+    value: ValueFit | None = None,
 ) -> ModelMetadata:
     trained_at = datetime.now(UTC)
     data_sha = training_data_sha256(examples)
@@ -580,6 +624,7 @@ def _metadata(
             "feature_selection": trained.feature_selection.to_dict("records"),
             "calibration_brier_by_method": trained.calibration_brier,
             "search": [asdict(candidate) for candidate in trained.candidates],
+            "value_models": value.to_json() if value is not None else None,
         },
     )
 
@@ -729,9 +774,16 @@ def train(
     check_trainable(split, options.n_segments)
     with threadpool_limits(limits=options.n_threads):
         trained = fit_models(split, options, progress, levels)
-    metadata = _metadata(trained, examples, split, table, column_dtypes, options, overlap, levels)
+    progress("fitting BG/NBD and Gamma-Gamma on ml.customer_value_inputs")
+    value = _fit_value(settings, split, table)
+    trained = replace(
+        trained, baselines={**trained.baselines, **value.baselines}, value=value.shipped
+    )
+    metadata = _metadata(
+        trained, examples, split, table, column_dtypes, options, overlap, levels, value
+    )
     margins = evaluate.margin_over_baselines(trained.metrics, trained.baselines)
-    warnings = tuple(
+    warnings = value.warnings + tuple(
         f"the model does not beat the {name} baseline (ROC-AUC {margin:+.3f})"
         for name, margin in margins.items()
         if margin <= 0
@@ -749,9 +801,25 @@ def train(
         warnings=warnings,
         elapsed_seconds=time.perf_counter() - started,
         overlap=overlap,
+        value=value,
     )
     progress(f"saving model {metadata.model_id}")
     return _save(settings, trained, report)
+
+
+def _fit_value(settings: Settings, split: Split, table: pa.Table) -> ValueFit:
+    """The value models' baseline on the validation customers and the fit shipped for as_of."""
+    validation = split.validation
+    with warehouse.connect(settings.warehouse, read_only=True) as con:
+        return fit_for_training(
+            con,
+            validation_snapshot=np.datetime64(validation.snapshot_on.max(), "D").item(),
+            customer_ids=validation.customer_id,
+            label=validation.label,
+            revenue=validation.value,
+            as_of=_built_as_of(table),
+            horizon_days=_built_horizon_days(table),
+        )
 
 
 def _save(settings: Settings, trained: Trained, report: TrainReport) -> TrainReport:
@@ -762,6 +830,7 @@ def _save(settings: Settings, trained: Trained, report: TrainReport) -> TrainRep
         segment_names=trained.segment_names,
         drift=trained.drift,
         reasons=trained.reasons,
+        value=trained.value,
     )
     saved = registry.save_model(settings.models_dir, model, report.to_markdown())
     try:

@@ -36,7 +36,17 @@ with scored as (
             when days_since_last_order > 240 then 3
             else 2
         end as segment_id,
+        n_orders > 0 as has_purchased,
+        avg_order_value,
     from ml.customer_features
+),
+valued as (
+    select
+        *,
+        case when has_purchased then 1.5 * purchase_probability end as expected_orders,
+        case when has_purchased then 1.5 * purchase_probability * avg_order_value end
+            as predicted_revenue,
+    from scored
 )
 select
     customer_id,
@@ -51,7 +61,15 @@ select
     'n_orders_90d' as reason_1,
     'days_since_last_order' as reason_2,
     'n_sessions_90d' as reason_3,
-from scored
+    expected_orders,
+    case when has_purchased then least(1.0, 0.3 + purchase_probability) end
+        as probability_alive,
+    predicted_revenue,
+    case when predicted_revenue is not null then cast(ntile(10) over (
+        partition by predicted_revenue is null order by predicted_revenue desc, customer_id
+    ) as integer) end as predicted_revenue_decile,
+    3.5 * predicted_revenue as predicted_clv,
+from valued
 """
 
 _PROFILES = f"""

@@ -238,6 +238,79 @@ def synthetic_marts(
     return training, features
 
 
+def synthetic_value_inputs(
+    n_customers: int = 800, n_snapshots: int = 3, seed: int = 0, repeat_rate: float = 1.0
+) -> pa.Table:
+    """`ml.customer_value_inputs` for the customers of `synthetic_marts` (same arguments).
+
+    Purchase days follow each customer's activity level (the one behind their labels) as a
+    Poisson process from a first purchase up to 600 days before `AS_OF`; after each repeat
+    purchase a customer drops out with a chance of their own (Beta(2, 10)); one customer in
+    eight never buys. `repeat_rate` scales the rate (0 leaves no repeat buyer). Rows for every
+    training snapshot and for `AS_OF`.
+    """
+    level = np.random.default_rng(seed).normal(0, 1, n_customers)  # as in synthetic_marts
+    rng = np.random.default_rng(seed + 1)
+    snapshots = [AS_OF - timedelta(days=HORIZON + 30 * k) for k in reversed(range(n_snapshots))]
+    snapshots.append(AS_OF)
+    histories = []
+    for customer_level in level:
+        if rng.uniform() < 1 / 8:
+            histories.append((np.array([], dtype=np.int64), np.array([])))
+            continue
+        first = -int(rng.integers(200, 600))
+        rate = 0.01 * repeat_rate * np.exp(1.5 * customer_level)
+        gaps = rng.exponential(1 / rate, 60) if repeat_rate > 0 else []
+        days = first + np.cumsum(np.concatenate([[0.0], gaps]))
+        n_kept = 1 + min(int(rng.geometric(rng.beta(2.0, 10.0))), len(days) - 1)
+        days = np.unique(np.floor(np.asarray(days[:n_kept])).astype(np.int64))
+        # Gamma-Gamma's spend: Gamma(3, rate nu) per purchase, nu ~ Gamma(4, rate 60).
+        histories.append((days, rng.gamma(3.0, 1 / rng.gamma(4.0, 1 / 60.0), len(days))))
+    rows = []
+    for snapshot in snapshots:
+        cutoff = (snapshot - AS_OF).days
+        for index, (days, values) in enumerate(histories):
+            before = days < cutoff
+            row = {
+                "customer_id": f"C{index:07d}",
+                "snapshot_on": snapshot,
+                "is_training": snapshot != AS_OF,
+                "frequency": None,
+                "recency_days": None,
+                "t_days": None,
+                "mean_repeat_spend": None,
+                "has_purchased": bool(before.any()),
+                "first_purchased_on": None,
+                "last_purchased_on": None,
+            }
+            if before.any():
+                seen, spent = days[before], values[before]
+                row.update(
+                    frequency=len(seen) - 1,
+                    recency_days=int(seen[-1] - seen[0]),
+                    t_days=int(cutoff - seen[0]),
+                    mean_repeat_spend=float(spent[1:].mean()) if len(seen) > 1 else None,
+                    first_purchased_on=AS_OF + timedelta(days=int(seen[0])),
+                    last_purchased_on=AS_OF + timedelta(days=int(seen[-1])),
+                )
+            rows.append(row)
+    schema = pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("snapshot_on", pa.date32()),
+            ("is_training", pa.bool_()),
+            ("frequency", pa.int32()),
+            ("recency_days", pa.int32()),
+            ("t_days", pa.int32()),
+            ("mean_repeat_spend", pa.float64()),
+            ("has_purchased", pa.bool_()),
+            ("first_purchased_on", pa.date32()),
+            ("last_purchased_on", pa.date32()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def feature_stats_levels(fitted_as_of: date = AS_OF) -> pa.Table:
     """The `onehot_level` rows of `ml.feature_stats` behind the synthetic one-hot slots."""
     rows = [
@@ -269,15 +342,18 @@ def write_warehouse(path: Path, tables: dict[str, pa.Table]) -> Path:
     return path
 
 
-def synthetic_warehouse(path: Path, **options: object) -> Path:
-    """A warehouse holding synthetic `ml.training_examples` and `ml.customer_features`."""
+def synthetic_warehouse(path: Path, repeat_rate: float = 1.0, **options: object) -> Path:
+    """A warehouse holding synthetic `ml.training_examples`, `ml.customer_features` and
+    `ml.customer_value_inputs` (`repeat_rate` scales the repeat purchases of the latter)."""
     training, features = synthetic_marts(**options)
+    shape = {k: options[k] for k in ("n_customers", "n_snapshots", "seed") if k in options}
     return write_warehouse(
         path,
         {
             "ml.training_examples": training,
             "ml.customer_features": features,
             "ml.feature_stats": feature_stats_levels(),
+            "ml.customer_value_inputs": synthetic_value_inputs(**shape, repeat_rate=repeat_rate),
         },
     )
 

@@ -154,3 +154,46 @@ def test_a_drifted_feature_is_reported_with_a_warning_line(settings):
     assert report.drifted_features == ["tenure_days__scaled"]
     assert any(line.startswith("warning: feature tenure_days__scaled drifted") for line in lines)
     assert "## Feature drift" in report.to_markdown()
+
+
+def test_scores_carry_the_value_columns_of_customers_with_a_purchase(settings):
+    report = score(settings, n_threads=1)
+    scores = _read(settings, SCORES_TABLE)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        bought = set(
+            row[0]
+            for row in con.execute(
+                "select customer_id from ml.customer_value_inputs"
+                " where snapshot_on = date '2025-10-01' and has_purchased"
+            ).fetchall()
+        )
+    has = scores["customer_id"].isin(bought)
+    value = ["expected_orders", "probability_alive", "predicted_revenue", "predicted_clv"]
+    assert has.any() and (~has).any()
+    assert scores.loc[has, [*value, "predicted_revenue_decile"]].notna().all().all()
+    assert scores.loc[~has, [*value, "predicted_revenue_decile"]].isna().all().all()
+    assert (scores.loc[has, "predicted_clv"] >= scores.loc[has, "predicted_revenue"]).all()
+    # Revenue decile 1 is the highest tenth among customers with a prediction.
+    ranked = scores[has]
+    order = rank_order(ranked["predicted_revenue"].to_numpy(), ranked["customer_id"].to_numpy())
+    expected = np.empty(len(ranked), int)
+    # SQL's ntile: the first (n mod 10) deciles hold one customer more.
+    sizes = [len(part) for part in np.array_split(np.arange(len(ranked)), 10)]
+    expected[order] = np.repeat(np.arange(1, 11), sizes)
+    np.testing.assert_array_equal(ranked["predicted_revenue_decile"].to_numpy(), expected)
+    assert not any("value columns" in warning for warning in report.warnings)
+
+
+def test_value_columns_are_null_with_the_reason_when_bg_nbd_was_not_fitted(tmp_path):
+    settings = settings_for(tmp_path)
+    synthetic_warehouse(settings.warehouse, repeat_rate=0.0)
+    train(settings, TrainOptions(algorithm="logistic_regression", n_segments=3, n_threads=1))
+    lines: list[str] = []
+    report = score(settings, progress=lines.append, n_threads=1)
+    scores = _read(settings, SCORES_TABLE)
+    value = ["expected_orders", "probability_alive", "predicted_revenue", "predicted_clv"]
+    assert scores[[*value, "predicted_revenue_decile"]].isna().all().all()
+    assert scores["purchase_probability"].notna().all()
+    cause = "BG/NBD needs at least 30 customers with a repeat purchase, the data has 0"
+    warning = f"the value columns are null: BG/NBD was not fitted at training ({cause})"
+    assert warning in report.warnings and f"warning: {warning}" in lines

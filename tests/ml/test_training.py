@@ -171,3 +171,56 @@ def test_the_training_sample_keeps_or_drops_whole_customers(tmp_path):
     assert again.metadata.training_data_sha256 == report.metadata.training_data_sha256
     assert again.model_id != report.model_id
     assert np.isclose(again.metrics["roc_auc"], report.metrics["roc_auc"])
+
+
+def test_bg_nbd_is_a_baseline_fitted_on_history_before_the_validation_snapshot(trained):
+    _, report, _ = trained
+    meta = report.metadata
+    value = meta.extra["value_models"]
+    assert value["validation"]["snapshot_on"] == meta.validation_snapshot == "2025-07-03"
+    assert value["as_of"]["snapshot_on"] == "2025-10-01"
+    assert value["as_of"]["bg_nbd_fitted"] and value["as_of"]["gamma_gamma_fitted"]
+    # The synthetic labels do not come from the purchase process (test_customer_value checks
+    # the ranking on data that does): here only that it is evaluated.
+    assert 0.0 < meta.baselines["bg_nbd"]["roc_auc"] < report.metrics["roc_auc"]
+    assert set(meta.baselines["bg_nbd"]) == {
+        "roc_auc",
+        "pr_auc",
+        "lift_top_decile",
+        "capture_top_decile",
+    }
+    text = report.to_markdown()
+    assert "| baseline: bg_nbd |" in text and "| baseline: bg_nbd_probability_alive |" in text
+    assert "## Customer value (BG/NBD and Gamma-Gamma)" in text
+    totals = value["revenue_totals"]
+    assert totals["predicted_revenue"] > 0 and totals["realised_revenue"] > 0
+    assert "Calibration of totals on the validation customers" in text
+
+
+def test_too_few_repeat_buyers_leave_bg_nbd_not_fitted_with_a_warning(tmp_path):
+    settings = settings_for(tmp_path)
+    synthetic_warehouse(settings.warehouse, repeat_rate=0.0)
+    lines: list[str] = []
+    report = train(settings, FAST, lines.append)
+    cause = "BG/NBD needs at least 30 customers with a repeat purchase, the data has 0"
+    assert f"warning: BG/NBD not fitted at the validation snapshot 2025-07-03: {cause}" in lines
+    assert f"warning: BG/NBD not fitted at the as_of snapshot 2025-10-01: {cause}" in lines
+    assert "bg_nbd" not in report.metadata.baselines
+    assert f"| baseline: bg_nbd (not fitted: {cause}) | — |" in report.to_markdown()
+    assert report.metadata.extra["value_models"]["as_of"]["reason"] == cause
+
+
+def test_a_warehouse_without_value_inputs_trains_and_says_to_rebuild(tmp_path):
+    settings = settings_for(tmp_path)
+    training, features = synthetic_marts()
+    write_warehouse(
+        settings.warehouse, {"ml.training_examples": training, "ml.customer_features": features}
+    )
+    lines: list[str] = []
+    report = train(settings, FAST, lines.append)
+    assert any(
+        line.startswith("warning: BG/NBD not fitted")
+        and "ml.customer_value_inputs is missing: rebuild with `segmart build`" in line
+        for line in lines
+    )
+    assert "bg_nbd" not in report.metadata.baselines

@@ -1,0 +1,119 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.customer_value import (
+    baseline_metrics,
+    baseline_scores,
+    fit_value_models,
+    predict_value,
+    revenue_totals,
+)
+from ml.value import collapse_identical_rows
+from tests.ml import synthetic_value_inputs
+from tests.ml.value.simulate import BetaGeoParams, simulate_purchases
+
+
+@pytest.fixture(scope="module")
+def inputs() -> pd.DataFrame:
+    table = synthetic_value_inputs(n_customers=1_500).to_pandas()
+    return table[table["snapshot_on"] == table["snapshot_on"].max()].reset_index(drop=True)
+
+
+def _fit(inputs: pd.DataFrame, **options):
+    bought = inputs[inputs["has_purchased"]]
+    repeat = bought[bought["frequency"] > 0]
+    return fit_value_models(
+        collapse_identical_rows(bought, ["frequency", "recency_days", "t_days"]),
+        collapse_identical_rows(repeat, ["frequency", "mean_repeat_spend"]),
+        snapshot_on="2025-10-01",
+        horizon_days=90,
+        **options,
+    )
+
+
+def test_revenue_is_expected_orders_times_expected_spend_and_clv_covers_a_year(inputs):
+    models = _fit(inputs)
+    assert models.reason is None
+    predicted = predict_value(models, inputs)
+    bought = inputs["has_purchased"].to_numpy()
+    assert predicted.loc[bought].notna().all().all()
+    x = inputs.loc[bought, "frequency"]
+    spend = models.spend.conditional_expected_spend(x, inputs.loc[bought, "mean_repeat_spend"])
+    np.testing.assert_allclose(
+        predicted.loc[bought, "predicted_revenue"],
+        predicted.loc[bought, "expected_orders"] * spend,
+    )
+    # 365 days hold more purchases than 90, never fewer.
+    assert (
+        predicted.loc[bought, "predicted_clv"] >= predicted.loc[bought, "predicted_revenue"]
+    ).all()
+    assert (
+        (predicted["probability_alive"].dropna() > 0)
+        & (predicted["probability_alive"].dropna() <= 1)
+    ).all()
+
+
+def test_customers_without_a_purchase_get_no_value_and_rank_last_as_a_baseline(inputs):
+    predicted = predict_value(_fit(inputs), inputs)
+    never = ~inputs["has_purchased"].to_numpy()
+    assert never.any()
+    assert predicted.loc[never].isna().all().all()
+    for score in baseline_scores(predicted).values():
+        assert score[never].max() < score[~never].min()
+
+
+def test_a_spend_model_that_cannot_be_fitted_keeps_the_purchase_columns(inputs):
+    bought = inputs[inputs["has_purchased"]]
+    models = fit_value_models(
+        collapse_identical_rows(bought, ["frequency", "recency_days", "t_days"]),
+        pd.DataFrame({"frequency": [1], "mean_repeat_spend": [10.0], "n_customers": [5]}),
+        snapshot_on="2025-10-01",
+        horizon_days=90,
+    )
+    assert models.purchases is not None and models.spend is None
+    assert models.reason.startswith("Gamma-Gamma needs at least 30 customers")
+    predicted = predict_value(models, inputs)
+    assert predicted["expected_orders"].notna().any()
+    assert predicted["predicted_revenue"].isna().all() and predicted["predicted_clv"].isna().all()
+
+
+def test_no_purchaser_at_all_is_a_reason_not_an_error():
+    empty = pd.DataFrame(columns=["frequency", "recency_days", "t_days", "n_customers"])
+    models = fit_value_models(empty, empty, snapshot_on="2025-10-01", horizon_days=90)
+    assert (
+        models.purchases is None and models.reason == "no customer purchased before the snapshot"
+    )
+
+
+def test_calibration_of_totals_counts_customers_without_a_prediction_as_zero():
+    predicted = pd.DataFrame({"predicted_revenue": [10.0, 30.0, np.nan]})
+    totals = revenue_totals(predicted, np.array([0.0, 50.0, 30.0]))
+    assert totals == {
+        "predicted_revenue": 40.0,
+        "realised_revenue": 80.0,
+        "ratio": 0.5,
+        "realised_revenue_without_history": 30.0,
+    }
+
+
+def test_as_a_baseline_bg_nbd_ranks_future_buyers_of_its_own_process_first():
+    rng = np.random.default_rng(3)
+    truth = BetaGeoParams(r=0.8, alpha=40.0, a=0.9, b=4.0)
+    simulated = simulate_purchases(truth, rng.uniform(30, 500, 4_000).round(), 90.0, rng)
+    simulated[["recency", "T"]] = simulated[["recency", "T"]].round()
+    simulated["recency"] = np.where(simulated["frequency"] > 0, simulated["recency"], 0.0)
+    inputs = simulated.rename(columns={"recency": "recency_days", "T": "t_days"}).assign(
+        mean_repeat_spend=np.where(simulated["frequency"] > 0, 50.0, np.nan)
+    )
+    models = fit_value_models(
+        collapse_identical_rows(inputs, ["frequency", "recency_days", "t_days"]),
+        pd.DataFrame(columns=["frequency", "mean_repeat_spend", "n_customers"]),
+        snapshot_on="2025-10-01",
+        horizon_days=90,
+    )
+    bought = (inputs["future_purchases"] > 0).to_numpy().astype(int)
+    ids = np.arange(len(inputs)).astype(str)
+    metrics = baseline_metrics(bought, predict_value(models, inputs), ids)
+    assert metrics["bg_nbd"]["roc_auc"] > 0.75
+    assert metrics["bg_nbd"]["lift_top_decile"] > 2.0
