@@ -1,5 +1,9 @@
 """Privacy: BI never sees contact details, and `segmart forget` removes a customer everywhere.
 
+The published copy is privacy-minimal: every column of every published table is on an allow-list
+(a new column is a decision, not an accident), the customer dimension shows bands instead of a
+birth date and an income, no city, and an email hash keyed with the workspace's secret.
+
 The good run's raw customers carry an email (contract column), a first name and a phone number
 (extra columns the contract does not know, see `add_contact_columns`). No value in the published
 BI file or the audience exports may hold any of them. Forgetting a customer removes them from
@@ -9,6 +13,7 @@ same raw files (which still hold them) does not bring them back.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -16,6 +21,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from ml.config import HASH_KEY_FILE
 from tests.reliability.conftest import Workspace, assert_clean_success, base_tables
 
 pytestmark = pytest.mark.integration
@@ -102,6 +108,154 @@ def test_no_bi_table_or_export_holds_an_email_a_name_or_a_phone(good_run: Worksp
         assert not re.search(PHONE, text), path
         assert not re.search(RAW_PHONE, text), path
         assert not re.search(name_pattern, text), path
+
+
+# Every column BI may read, per published table; marketing.* is published whole. Direct
+# identifiers (email, name, phone, address) and full-precision quasi-identifiers (birth date,
+# income, city) must never be added here.
+# fmt: off
+PUBLISHED_COLUMNS: dict[str, set[str]] = {
+    "core.customers": {
+        "customer_id", "email_hash", "gender", "region", "acquisition_channel", "age_band",
+        "income_band", "n_orders", "n_purchases", "lifetime_value", "is_marketing_opt_in",
+        "created_at", "updated_at", "first_ordered_on", "last_ordered_on"
+    },
+    "core.data_reconciliation": {
+        "source_table", "n_raw_rows", "n_accepted", "n_duplicates", "n_quarantined",
+        "is_reconciled"
+    },
+    "core.orders": {
+        "order_id", "customer_id", "status", "channel", "order_total", "discount_total",
+        "n_lines", "n_units", "is_counted_purchase", "ordered_at", "ordered_on"
+    },
+    "marketing.audience_candidates": {
+        "customer_id", "audience", "model_id", "channel", "offer", "selection", "segment_name",
+        "rfm_group", "lifecycle_stage", "priority", "audience_rank", "propensity_decile",
+        "purchase_probability", "predicted_order_value", "expected_value", "control_share",
+        "control_draw", "is_selected", "is_control", "as_of"
+    },
+    "marketing.audience_summary": {
+        "audience", "model_id", "description", "channel", "offer", "priority", "max_size",
+        "control_share", "n_matching", "n_assigned", "n_customers", "n_treatment", "n_control",
+        "observed_control_share", "expected_value_treatment", "mean_purchase_probability",
+        "n_unmatched_segment_names", "is_capped", "as_of"
+    },
+    "marketing.campaign_audiences": {
+        "customer_id", "audience", "model_id", "channel", "offer", "segment_name", "rfm_group",
+        "lifecycle_stage", "recommended_category_1", "recommended_category_2",
+        "recommended_category_3", "priority", "audience_rank", "propensity_decile",
+        "purchase_probability", "predicted_order_value", "expected_value", "is_control", "as_of"
+    },
+    "marketing.campaign_results": {
+        "campaign_id", "channel", "n_treatment", "n_control", "n_converted_treatment",
+        "n_converted_control", "conversion_rate_treatment", "conversion_rate_control",
+        "absolute_lift", "relative_lift", "lift_standard_error", "absolute_lift_ci_low",
+        "absolute_lift_ci_high", "revenue_per_treated_customer", "revenue_per_control_customer",
+        "conversion_window_days", "is_significant", "is_window_complete", "first_sent_at",
+        "last_sent_at", "as_of"
+    },
+    "marketing.customer_recommendations": {
+        "customer_id", "category", "source", "rank", "score", "as_of"
+    },
+    "marketing.lifecycle_summary": {
+        "lifecycle_stage", "display_order", "n_customers", "customer_share",
+        "mean_days_since_last_order", "mean_n_orders", "revenue", "revenue_share",
+        "mean_purchase_probability", "as_of"
+    },
+    "marketing.rfm_group_summary": {
+        "rfm_group", "display_order", "n_customers", "customer_share", "mean_recency_score",
+        "mean_frequency_score", "mean_monetary_score", "mean_days_since_last_order",
+        "mean_n_orders", "revenue", "revenue_share", "mean_purchase_probability", "as_of"
+    },
+    "marketing.rfm_scores": {
+        "customer_id", "rfm_cell", "rfm_group", "lifecycle_stage", "recency_score",
+        "frequency_score", "monetary_score", "days_since_last_order", "n_orders", "n_orders_90d",
+        "revenue", "tenure_days", "as_of"
+    },
+    "marketing.segment_summary": {
+        "segment_id", "model_id", "segment_name", "description", "most_common_rfm_group",
+        "n_customers", "n_opted_in", "n_in_audiences", "customer_share",
+        "mean_purchase_probability", "expected_buyers", "expected_value", "revenue",
+        "revenue_share", "mean_n_orders", "mean_days_since_last_order", "as_of"
+    },
+    "predictions.customer_scores": {
+        "customer_id", "as_of", "model_id", "purchase_probability", "propensity_decile",
+        "segment_id", "segment_name", "reason_1", "reason_2", "reason_3", "expected_orders",
+        "probability_alive", "predicted_revenue", "predicted_revenue_decile", "predicted_clv"
+    },
+    "predictions.feature_drift": {
+        "feature", "psi", "is_drifted", "model_id", "as_of"
+    },
+    "predictions.model_runs": {
+        "model_id", "trained_at", "algorithm", "as_of", "horizon_days", "feature_stats_id",
+        "training_data_sha256", "artifact_sha256", "n_training_rows", "n_validation_rows",
+        "roc_auc", "pr_auc", "brier", "lift_top_decile", "best_baseline", "best_baseline_roc_auc",
+        "n_segments", "model_dir"
+    },
+    "predictions.segment_profiles": {
+        "segment_id", "segment_name", "description", "n_customers", "share", "revenue_share",
+        "mean_purchase_probability", "never_ordered_share", "mean_days_since_last_order",
+        "mean_n_orders", "mean_n_orders_365d", "mean_revenue", "mean_avg_order_value",
+        "mean_tenure_days", "mean_discount_share", "mean_n_sessions_90d",
+        "mean_n_product_views_90d", "mean_days_since_last_visit", "model_id", "as_of"
+    },
+}
+NEVER_PUBLISHED = {
+    "email", "first_name", "last_name", "name", "phone", "address", "city", "postcode", "zip",
+    "birth_date", "income", "raw_record",
+}
+# fmt: on
+
+
+def _published_columns(path: Path) -> dict[str, set[str]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "select table_schema || '.' || table_name, column_name from information_schema.columns"
+            " where table_schema not in ('information_schema', 'pg_catalog')"
+        ).fetchall()
+    found: dict[str, set[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, set()).add(column)
+    return found
+
+
+def test_every_published_column_is_on_the_allow_list(good_run: Workspace) -> None:
+    published = _published_columns(good_run.published)
+    assert "core.customers" in published
+    unexpected = {
+        table: sorted(columns - PUBLISHED_COLUMNS.get(table, set()))
+        for table, columns in published.items()
+        if columns - PUBLISHED_COLUMNS.get(table, set())
+    }
+    assert unexpected == {}
+    assert not {c for columns in published.values() for c in columns} & NEVER_PUBLISHED
+    live = good_run.published.with_name("segmart_bi_live.duckdb")
+    assert _published_columns(live) == published
+
+
+def test_the_email_hash_is_keyed_with_the_workspace_secret(good_run: Workspace) -> None:
+    key = (good_run.root / HASH_KEY_FILE).read_text().strip()
+    with duckdb.connect(str(good_run.warehouse), read_only=True) as con:
+        emails = dict(
+            con.execute(
+                "select customer_id, email from staging.stg_shop__customers"
+                " where email is not null"
+            ).fetchall()
+        )
+    with duckdb.connect(str(good_run.published), read_only=True) as con:
+        hashes = dict(con.execute("select customer_id, email_hash from core.customers").fetchall())
+    assert emails and set(emails) <= set(hashes)
+    for customer, email in emails.items():
+        keyed = hashlib.sha256(f"{key}\x1f{email}".encode()).hexdigest()
+        assert hashes[customer] == keyed
+        assert hashes[customer] not in (
+            hashlib.md5(email.encode()).hexdigest(),
+            hashlib.sha256(email.encode()).hexdigest(),
+        )
+    # the key is in no file dbt wrote (manifest, compiled SQL, run results, logs)
+    for path in (good_run.root / "dbt-target").rglob("*"):
+        if path.is_file():
+            assert key not in path.read_text(errors="replace"), path
 
 
 def _holding(path: Path, customer: str, skip: tuple[str, ...] = ()) -> dict[str, int]:

@@ -17,11 +17,13 @@ codes, drift, metrics, audiences with their hashed control groups - must match e
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from ml.config import HASH_KEY_FILE
 from tests.reliability.conftest import RUN_OPTIONS, Workspace, assert_clean_success, digests
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,6 +47,8 @@ def test_two_runs_on_the_same_inputs_and_seed_produce_identical_tables(
 ) -> None:
     second = Workspace(root=tmp_path / "second", raw_dir=good_run.raw_dir)
     second.root.mkdir()
+    # The same inputs include the same key of the published email hash (a workspace's secret).
+    shutil.copy(good_run.root / HASH_KEY_FILE, second.root / HASH_KEY_FILE)
     assert_clean_success(second.cli("run", *RUN_OPTIONS, "--random-state", "42"))
 
     first_tables = digests(good_run.warehouse, SCHEMAS, RUN_SPECIFIC)
