@@ -1,8 +1,13 @@
-"""segmart's command line: parse, delegate, report. Long steps show progress through rich."""
+"""segmart's command line: parse, delegate, report. Long steps show progress through rich.
+
+Results go to stdout (rich tables that fit the terminal, or JSON with `--json`); progress,
+warnings and errors go to stderr, so `segmart train --json | jq` sees JSON only.
+"""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from ml import cli_output
 from ml.config import Settings
 from ml.errors import SegmartError
 
@@ -29,6 +35,14 @@ models_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=Tru
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 stdout = Console()
+
+
+@app.callback()
+def _fresh_consoles() -> None:
+    """Measure the terminal when a command starts, not when the module was first imported."""
+    global console, stdout
+    console, stdout = Console(stderr=True), Console()
+
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -69,6 +83,20 @@ MappingOption = Annotated[
 HorizonOption = Annotated[
     int,
     typer.Option("--horizon-days", min=1, max=3650, help="Label window length in days."),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print the results as JSON on stdout (progress and warnings on stderr)."
+    ),
+]
+MarkdownOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--markdown",
+        help="Also write the full report (every section, as markdown) to this file.",
+        show_default=False,
+    ),
 ]
 AlgorithmOption = Annotated[
     Literal["hist_gradient_boosting", "random_forest", "decision_tree", "logistic_regression"],
@@ -118,6 +146,26 @@ def user_errors(command: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_json(data: object) -> None:
+    """Results as JSON on stdout: no colour, no wrapping, one document."""
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _print_tables(parts: list) -> None:
+    stdout.print(cli_output.printable(parts))
+
+
+def _warn(lines: tuple[str, ...] | list[str], prefix: str = "warning: ") -> None:
+    for line in lines:
+        console.print(f"[yellow]{prefix}[/]{line}", highlight=False, soft_wrap=True)
+
+
+def _write_markdown(path: Path | None, text: str) -> None:
+    if path is not None:
+        path.expanduser().write_text(text, encoding="utf-8")
+        console.print(f"full report: {path}", highlight=False, soft_wrap=True)
 
 
 def _check_raw_dir(settings: Settings) -> None:
@@ -235,13 +283,21 @@ def build(
     ] = None,
     full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
     mapping: MappingOption = None,
+    selector: Annotated[
+        Literal["warehouse", "marketing"],
+        typer.Option(
+            help="What to build: warehouse (landing to the ML marts) or marketing (the "
+            "marketing marts on the scores `segmart score` wrote)."
+        ),
+    ] = "warehouse",
 ) -> None:
     """Land raw files and run `dbt build`: staging, quarantine, features, training set.
 
     Example: segmart build --raw-dir data/demo/raw --as-of 2025-10-01
     """
     settings = _settings(raw_dir, warehouse, as_of, horizon_days, mapping)
-    build_warehouse(settings, stats_as_of.date() if stats_as_of else None, full_refresh)
+    stats = stats_as_of.date() if stats_as_of else None
+    build_warehouse(settings, stats, full_refresh, selector=selector)
 
 
 @app.command()
@@ -256,8 +312,13 @@ def train(
         int | None, typer.Option(min=2, max=20, help="Number of segments (default: automatic).")
     ] = None,
     random_state: Annotated[int, typer.Option(help="Seed for every random step.")] = 42,
+    as_json: JsonOption = False,
+    markdown: MarkdownOption = None,
 ) -> None:
     """Train the propensity and segmentation models on ml.training_examples.
+
+    Prints the validation metrics against the naive baselines, the segments and the top
+    features; the full report is saved next to the model (report.md).
 
     Example: segmart train --algorithm hist_gradient_boosting
     """
@@ -268,7 +329,13 @@ def train(
     options = TrainOptions(algorithm=algorithm, n_segments=segments, random_state=random_state)
     with console.status("training") as status:
         report = train_models(settings, options, progress=lambda msg: status.update(msg))
-    stdout.print(report.to_markdown())
+    _warn(report.warnings)
+    _write_markdown(markdown, report.to_markdown())
+    data = cli_output.train_data(report)
+    if as_json:
+        _print_json(data)
+    else:
+        _print_tables(cli_output.train_tables(data, stdout.width, stdout))
 
 
 @app.command()
@@ -279,8 +346,12 @@ def score(
     as_of: AsOfOption = None,
     horizon_days: HorizonOption = 90,
     model: Annotated[str, typer.Option(help="Model id, or 'latest'.")] = "latest",
+    as_json: JsonOption = False,
+    markdown: MarkdownOption = None,
 ) -> None:
     """Score ml.customer_features and write scores, segments and drift back atomically.
+
+    Prints the propensity deciles, the segments and the most drifted features.
 
     Example: segmart score --model latest
     """
@@ -289,7 +360,13 @@ def score(
     settings = _settings(raw_dir, warehouse, as_of, horizon_days)
     with console.status("scoring") as status:
         report = score_customers(settings, model, progress=lambda msg: status.update(msg))
-    stdout.print(report.to_markdown())
+    _warn(report.warnings)
+    _write_markdown(markdown, report.to_markdown())
+    data = cli_output.score_data(report)
+    if as_json:
+        _print_json(data)
+    else:
+        _print_tables(cli_output.score_tables(data, stdout.width, stdout))
 
 
 @app.command()
@@ -302,8 +379,12 @@ def run(
     algorithm: AlgorithmOption = "hist_gradient_boosting",
     random_state: Annotated[int, typer.Option(help="Seed for every random step.")] = 42,
     mapping: MappingOption = None,
+    as_json: JsonOption = False,
+    markdown: MarkdownOption = None,
 ) -> None:
-    """Run the whole pipeline: build, train, score, marketing marts, publish, report.
+    """Run the whole pipeline: build, train, score, marketing marts, export, publish, report.
+
+    Prints the train and score tables, every warning again, and where the results are.
 
     Example: segmart run --raw-dir data/demo/raw
     """
@@ -319,7 +400,76 @@ def run(
         # soft_wrap: a warning stays one line, whatever the width (rich wraps at 80 in a pipe).
         log=functools.partial(console.print, soft_wrap=True),
     )
-    stdout.print(result.summary(), soft_wrap=True)
+    _write_markdown(markdown, "\n".join(result.lines))
+    if as_json:
+        _print_json(cli_output.run_data(result))
+        return
+    parts: list = []
+    if result.trained is not None:
+        parts += cli_output.train_tables(
+            cli_output.train_data(result.trained), stdout.width, stdout
+        )
+    if result.scored is not None:
+        parts += cli_output.score_tables(
+            cli_output.score_data(result.scored), stdout.width, stdout
+        )
+    _print_tables(parts)
+    # soft_wrap: a warning or a path stays one line, whatever the width.
+    warnings = ["", *result.warnings] if result.warnings else []
+    stdout.print("\n".join([*warnings, "", *result.where()]), soft_wrap=True, highlight=False)
+
+
+@app.command()
+@user_errors
+def export(warehouse: WarehouseOption = None) -> None:
+    """Write this run's audience files again: exports/<as_of>/, one CSV and Parquet each.
+
+    Needs the scores and the marketing marts built on them.
+
+    Example: segmart export --warehouse warehouse/segmart.duckdb
+    """
+    from ml.coverage import data_gaps
+    from ml.pipeline import export_step
+
+    settings = _settings(None, warehouse, None, 90)
+    with console.status("exporting audiences"):
+        directory = export_step(settings)
+    _warn([gap.line for gap in data_gaps(settings) if gap.key == "consent"], prefix="")
+    stdout.print(f"audiences:  {directory}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+@user_errors
+def publish(warehouse: WarehouseOption = None) -> None:
+    """Publish the BI tables again (segmart_bi.duckdb and segmart_bi_live.duckdb).
+
+    Needs the scores and the marketing marts built on them.
+
+    Example: segmart publish --warehouse warehouse/segmart.duckdb
+    """
+    from ml.pipeline import publish_step
+
+    settings = _settings(None, warehouse, None, 90)
+    with console.status("publishing the BI tables"):
+        published = publish_step(settings)
+    stdout.print(f"BI tables:  {published} (open read-only)", soft_wrap=True, highlight=False)
+
+
+@app.command()
+@user_errors
+def report(warehouse: WarehouseOption = None, horizon_days: HorizonOption = 90) -> None:
+    """Write the HTML report again (reports/segmart_report.html), from the current warehouse.
+
+    Needs the scores; the marketing charts need the marketing marts.
+
+    Example: segmart report --warehouse warehouse/segmart.duckdb
+    """
+    from ml.pipeline import report_step
+
+    settings = _settings(None, warehouse, None, horizon_days)
+    with console.status("writing the report"):
+        path = report_step(settings)
+    stdout.print(f"report:     {path}", soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -344,36 +494,37 @@ def forget(
 
 @models_app.command("list")
 @user_errors
-def models_list() -> None:
+def models_list(as_json: JsonOption = False) -> None:
     """List trained models, newest first.
 
     Example: segmart models list
     """
     from ml.registry import list_models
 
-    settings = Settings()
-    table = Table("model_id", "trained", "algorithm", "as_of", "roc_auc", title="models")
-    for meta in list_models(settings.models_dir):
-        table.add_row(
-            meta.model_id,
-            str(meta.trained_at),
-            meta.algorithm,
-            str(meta.as_of),
-            f"{meta.metrics.get('roc_auc', float('nan')):.3f}",
-        )
-    stdout.print(table)
+    models = [cli_output.model_summary(meta) for meta in list_models(Settings().models_dir)]
+    if as_json:
+        _print_json(models)
+    else:
+        _print_tables([cli_output.models_table(models, stdout.width, stdout)])
 
 
 @models_app.command("show")
 @user_errors
-def models_show(model_id: Annotated[str, typer.Argument(help="Model id or 'latest'.")]) -> None:
-    """Show one model's metadata as JSON.
+def models_show(
+    model_id: Annotated[str, typer.Argument(help="Model id or 'latest'.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show one model: what it was trained on and its metrics (--json: all of metadata.json).
 
     Example: segmart models show latest
     """
     from ml.registry import load_metadata
 
-    stdout.print_json(load_metadata(Settings().models_dir, model_id).to_json())
+    data = cli_output.model_data(load_metadata(Settings().models_dir, model_id))
+    if as_json:
+        _print_json(data)
+    else:
+        _print_tables(cli_output.model_tables(data, stdout.width, stdout))
 
 
 def main() -> None:  # pragma: no cover - console-script convenience

@@ -1,18 +1,31 @@
-"""`segmart run`: build, train, score, marketing marts, publish, report, in that order.
+"""`segmart run`: build, train, score, marketing marts, export, publish, report, in that order.
 
 Each step raises on failure, so a failed run never reaches publishing and BI keeps the last
-good tables. What the data lacks (an optional table, marketing consent) is not a failure: the
+good tables. The last three steps are also functions of their own (`export_step`,
+`publish_step`, `report_step`) so that `segmart export`, `segmart publish` and `segmart report`
+re-run one of them on the current warehouse; each checks its inputs first and names the command
+that makes them. What the data lacks (an optional table, marketing consent) is not a failure: the
 run succeeds, says so in one line per gap (through `log` and in the summary), and the report
 and the export say it again where the missing results would be.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml.config import Settings
+from ml.errors import SegmartError
+
+if TYPE_CHECKING:
+    from ml.scoring import ScoreReport
+    from ml.training import TrainReport
+
+SCORES_TABLE = "predictions.customer_scores"
+MARKETING_TABLE = "marketing.audience_summary"
 
 
 @dataclass
@@ -26,9 +39,11 @@ class PipelineResult:
     lines: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     exports_empty: bool = False
+    trained: TrainReport | None = None
+    scored: ScoreReport | None = None
 
-    def summary(self) -> str:
-        """A short, printable account of the run."""
+    def where(self) -> list[str]:
+        """One line per result: the warehouse, BI tables, audience files, report."""
         where = [f"warehouse:  {self.warehouse}"]
         if self.published:
             where.append(f"BI tables:  {self.published} (open read-only)")
@@ -37,6 +52,11 @@ class PipelineResult:
             where.append(f"audiences:  {self.exports}{empty if self.exports_empty else ''}")
         if self.report:
             where.append(f"report:     {self.report}")
+        return where
+
+    def summary(self) -> str:
+        """A short, printable account of the run."""
+        where = self.where()
         warnings = ["", *self.warnings] if self.warnings else []
         return "\n".join([*self.lines, *warnings, "", *where])
 
@@ -67,18 +87,18 @@ def run_pipeline(
     PipelineResult
         Paths of the results, the train and score reports, and the warning lines.
     """
-    from ml.activation import export_audiences
+    _import_steps()
     from ml.coverage import data_gaps
-    from ml.publish import publish
-    from ml.report import write_report
     from ml.scoring import score
     from ml.training import TrainOptions, train
 
     result = PipelineResult(warehouse=settings.warehouse)
     build(settings, selector="warehouse")
     trained = train(settings, TrainOptions(algorithm=algorithm, random_state=random_state), log)
+    result.trained = trained
     result.lines.append(trained.to_markdown())
     scored = score(settings, "latest", log)
+    result.scored = scored
     result.lines.append(scored.to_markdown())
     # Train and score log their warnings as they happen; the summary repeats every one at the end.
     result.warnings += [f"warning: {line}" for line in (*trained.warnings, *scored.warnings)]
@@ -87,8 +107,87 @@ def run_pipeline(
     for gap in gaps:
         log(gap.line)
         result.warnings.append(gap.line)
-    result.exports = export_audiences(settings)
+    result.exports = export_step(settings)
     result.exports_empty = any(gap.key == "consent" for gap in gaps)
-    result.published = publish(settings)
-    result.report = write_report(settings)
+    result.published = publish_step(settings)
+    result.report = report_step(settings)
     return result
+
+
+def _import_steps() -> None:
+    """Import every step's module up front: a broken import fails the run before it builds."""
+    for module in ("ml.activation", "ml.coverage", "ml.publish", "ml.report"):
+        importlib.import_module(module)
+
+
+def check_step_inputs(settings: Settings, marketing: bool = True) -> None:
+    """Raise a one-line SegmartError naming the command to run when a step's inputs are missing.
+
+    Parameters
+    ----------
+    settings : Settings
+        The working warehouse to check (read-only).
+    marketing : bool
+        Also require the marketing marts, built on the current scores.
+    """
+    from ml.warehouse import connect, table_exists
+
+    with connect(settings.warehouse, read_only=True) as con:
+        if not table_exists(con, SCORES_TABLE):
+            raise SegmartError(
+                f"no scores in {settings.warehouse} ({SCORES_TABLE} is missing):"
+                " run `segmart score` first"
+            )
+        if not marketing:
+            return
+        if not table_exists(con, MARKETING_TABLE):
+            raise SegmartError(
+                f"no marketing marts in {settings.warehouse} ({MARKETING_TABLE} is missing):"
+                " run `segmart build --selector marketing` first"
+            )
+        runs_sql = "select distinct model_id, cast(as_of as date) from {}"
+        scored = set(con.execute(runs_sql.format(SCORES_TABLE)).fetchall())
+        marketed = set(con.execute(runs_sql.format(MARKETING_TABLE)).fetchall())
+    if marketed and marketed != scored:
+        raise SegmartError(
+            f"the marketing marts are built on other scores (model {_ids(marketed)}) than"
+            f" {SCORES_TABLE} (model {_ids(scored)}): run `segmart build --selector marketing`"
+            " first"
+        )
+
+
+def _ids(runs: set[tuple[str, object]]) -> str:
+    return ", ".join(sorted({str(model_id) for model_id, _ in runs}))
+
+
+def export_step(settings: Settings) -> Path:
+    """Write the audience files of the current warehouse; return their directory.
+
+    Example: segmart export (after `segmart score` and `segmart build --selector marketing`)
+    """
+    from ml.activation import export_audiences
+
+    check_step_inputs(settings)
+    return export_audiences(settings)
+
+
+def publish_step(settings: Settings) -> Path:
+    """Publish the BI tables of the current warehouse; return the published DuckDB file.
+
+    Example: segmart publish (after `segmart score` and `segmart build --selector marketing`)
+    """
+    from ml.publish import publish
+
+    check_step_inputs(settings)
+    return publish(settings)
+
+
+def report_step(settings: Settings) -> Path:
+    """Write the HTML report of the current warehouse; return its path.
+
+    Example: segmart report (after `segmart score`; the marketing charts need the marketing marts)
+    """
+    from ml.report import write_report
+
+    check_step_inputs(settings, marketing=False)
+    return write_report(settings)
