@@ -522,8 +522,16 @@ featurized as (
         cast(coalesce(order_history.n_orders_30d, 0) as double) as n_orders_30d__raw,
         cast(coalesce(order_history.n_orders_90d, 0) as double) as n_orders_90d__raw,
         cast(coalesce(order_history.n_orders_365d, 0) as double) as n_orders_365d__raw,
-        cast(coalesce(order_history.revenue, 0) as double) as revenue__raw,
-        cast(coalesce(order_history.revenue_90d, 0) as double) as revenue_90d__raw,
+        -- No order: 0; orders without amounts: missing (as int_customer_snapshots_featurized).
+        case
+            when order_history.customer_id is null then 0
+            when order_history.revenue is not null then cast(order_history.revenue as double)
+        end as revenue__raw,
+        case
+            when order_history.customer_id is null then 0
+            when order_history.revenue is not null
+                then cast(coalesce(order_history.revenue_90d, 0) as double)
+        end as revenue_90d__raw,
         cast(order_history.revenue / order_history.n_orders as double) as avg_order_value__raw,
         cast(population.tenure_days as double) as tenure_days__raw,
         case
@@ -910,9 +918,11 @@ preprocessed as (
         transformed.revenue,
         (transformed.revenue__t - moments.revenue__mean)
             / moments.revenue__scale as revenue__scaled,
+        transformed.revenue__raw is null as revenue_was_missing,
         transformed.revenue_90d,
         (transformed.revenue_90d__t - moments.revenue_90d__mean)
             / moments.revenue_90d__scale as revenue_90d__scaled,
+        transformed.revenue_90d__raw is null as revenue_90d_was_missing,
         transformed.avg_order_value,
         (transformed.avg_order_value__t - moments.avg_order_value__mean)
             / moments.avg_order_value__scale as avg_order_value__scaled,

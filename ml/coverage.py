@@ -33,12 +33,15 @@ class Coverage:
         Customers with marketing consent (core.customers), None when unknown.
     consent_column_loaded : bool or None
         Whether the customers file had a consent column (raw.files), None when unknown.
+    n_orders_with_amount : int or None
+        Accepted orders that carry an order_total (core.orders), None when unknown.
     """
 
     n_raw_rows: dict[str, int] = field(default_factory=dict)
     n_accepted: dict[str, int] = field(default_factory=dict)
     n_opted_in: int | None = None
     consent_column_loaded: bool | None = None
+    n_orders_with_amount: int | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Gap:
     Attributes
     ----------
     key : str
-        `consent`, `campaign_touches`, `recommendations` or `web_events`.
+        `consent`, `campaign_touches`, `recommendations`, `order_amounts` or `web_events`.
     line : str
         The single line the run prints (and keeps in its summary).
     sentence : str
@@ -142,6 +145,18 @@ def find_gaps(coverage: Coverage) -> list[Gap]:
                 sections=("recommendations",),
             )
         )
+    if coverage.n_orders_with_amount == 0 and coverage.n_accepted.get("orders", 0) > 0:
+        gaps.append(
+            Gap(
+                key="order_amounts",
+                line="note: the orders carry no amounts (no order_total): revenue features are"
+                " imputed, and audiences chosen by spend (vip_care, win_back_high_value) select"
+                " no one",
+                sentence="The orders carry no amounts (no order_total): revenue features are"
+                " imputed, every customer has the same monetary RFM score, and the audiences"
+                " chosen by spend select no one.",
+            )
+        )
     if _not_loaded(coverage, "web_events"):
         phrase = _loaded_phrase(coverage, [("web_events", "web events")])
         gaps.append(
@@ -170,11 +185,17 @@ def read_coverage(con: duckdb.DuckDBPyConnection) -> Coverage:
         (n_opted_in,) = con.execute(
             "select count(*) filter (where is_marketing_opt_in) from core.customers"
         ).fetchone()
+    n_orders_with_amount = None
+    if table_exists(con, "core.orders"):
+        (n_orders_with_amount,) = con.execute(
+            "select count(order_total) from core.orders"
+        ).fetchone()
     return Coverage(
         n_raw_rows=n_raw_rows,
         n_accepted=n_accepted,
         n_opted_in=n_opted_in,
         consent_column_loaded=_consent_column_loaded(con),
+        n_orders_with_amount=n_orders_with_amount,
     )
 
 

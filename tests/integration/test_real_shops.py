@@ -5,6 +5,7 @@ Each test drives the installed `segmart` command as a user would, in its own wor
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import subprocess
@@ -73,6 +74,7 @@ def test_shopify_orders_export_runs_end_to_end_with_hashed_customers(
         "select count(*), count(distinct segment_name) from predictions.customer_scores",
     )
     assert n_scores == n_features > 1000 and n_segments >= 2
+    assert (tmp_path / "reports" / "segmart_report.html").is_file()
     # Emails were hashed on landing: no raw table holds an address.
     ((n_with_at,),) = _query(
         tmp_path, "select count(*) from raw.customers where customer_id like '%@%'"
@@ -90,20 +92,33 @@ def test_a_european_latin1_export_keeps_every_accented_customer_and_their_orders
     raw = write_european_export(generated_data / "raw", tmp_path / "eu")
     done = _segmart(
         tmp_path,
-        "build",
+        "run",
         "--raw-dir",
         str(raw),
         "--mapping",
         str(raw / "mapping.yml"),
         "--as-of",
         AS_OF,
+        "--algorithm",
+        "logistic_regression",
     )
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "reports" / "segmart_report.html").is_file()
+    ((n_features, n_scores, n_audience),) = _query(
+        tmp_path,
+        "select (select count(*) from ml.customer_features),"
+        " (select count(segment_name) from predictions.customer_scores),"
+        " (select count(*) from marketing.campaign_audiences)",
+    )
+    assert n_scores == n_features > 1000 and n_audience > 0
     cities = "', '".join(ACCENTED_CITIES)
     ((n_accented, n_orders),) = _query(
         tmp_path,
+        # The city stays in staging: BI's core.customers holds the region only.
         "select count(distinct customers.customer_id), count(orders.order_id)"
-        " from core.customers left join core.orders using (customer_id)"
+        " from staging.stg_shop__customers as customers"
+        " inner join core.customers as published using (customer_id)"
+        " left join core.orders as orders using (customer_id)"
         f" where customers.city in ('{cities}')",
     )
     kunden = [line.split(";") for line in _latin1_lines(raw / "kunden.csv")]
@@ -308,3 +323,56 @@ def test_the_minimal_shape_runs_without_consent_with_a_score_for_every_customer(
     )
     assert n_scores == n_named == n_features > 500
     assert _query(tmp_path, "select count(*) from marketing.campaign_audiences") == [(0,)]
+
+
+def test_a_few_percent_of_unparsable_dates_are_quarantined_with_a_warning_naming_the_share(
+    tmp_path: Path,
+) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = ["customer_id,date,amount"]
+    for k in range(400):
+        day = f"01/0{1 + k % 9}/2025" if k % 20 == 0 else f"2025{1 + k % 9:02d}{1 + k % 28:02d}"
+        lines.append(f"C{k % 150:04d},{day},{10 + k % 7}.50")
+    (raw / "transactions.csv").write_text("\n".join(lines) + "\n")
+    done = _segmart(tmp_path, "build", "--raw-dir", str(raw), "--as-of", "2025-12-01")
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert "orders: 5.0% of rows quarantined as invalid_ordered_at" in warnings[0]
+    assert "timestamp_format" in warnings[0]
+    assert _query(
+        tmp_path,
+        "select count(*) from core.quarantined_rows where rule = 'invalid_ordered_at'",
+    ) == [(20,)]
+
+
+def test_orders_without_amounts_run_with_revenue_imputed_and_a_note(tmp_path: Path) -> None:
+    raw = _generated_shape(tmp_path, "minimal", 1500)
+    orders = raw / "orders.csv"
+    # Drop the column line by line: the generated file holds malformed lines on purpose.
+    rows = list(csv.reader(orders.read_text(encoding="utf-8").splitlines()))
+    position = rows[0].index("order_total")
+    kept = [row[:position] + row[position + 1 :] for row in rows]
+    with open(orders, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(kept)
+    done = _segmart(
+        tmp_path,
+        "run",
+        "--raw-dir",
+        str(raw),
+        "--as-of",
+        AS_OF,
+        "--algorithm",
+        "logistic_regression",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "note: the orders carry no amounts (no order_total)" in done.stderr
+    ((n_buyers, n_missing, n_values),) = _query(
+        tmp_path,
+        "select count(*) filter (where n_orders > 0),"
+        " count(*) filter (where n_orders > 0 and revenue_was_missing),"
+        " count(distinct revenue) filter (where n_orders > 0)"
+        " from ml.customer_features",
+    )
+    assert n_buyers > 500 and n_missing == n_buyers and n_values == 1  # the imputed value

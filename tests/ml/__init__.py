@@ -49,6 +49,8 @@ FEATURES = (
 )
 IMPUTABLE = {
     "days_since_last_order",
+    "revenue",
+    "revenue_90d",
     "avg_order_value",
     "avg_days_between_orders",
     "avg_items_per_order",

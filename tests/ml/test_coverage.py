@@ -92,3 +92,18 @@ def test_the_consent_column_is_read_from_the_landing_record() -> None:
         assert read_coverage(con).consent_column_loaded is True
         con.execute("delete from raw.files")  # no customers file: customers came from orders
         assert read_coverage(con).consent_column_loaded is False
+
+
+def test_orders_without_amounts_are_a_note_that_names_what_they_cost() -> None:
+    complete = coverage()
+    without_amounts = Coverage(
+        n_raw_rows=complete.n_raw_rows,
+        n_accepted=complete.n_accepted,
+        n_opted_in=10,
+        consent_column_loaded=True,
+        n_orders_with_amount=0,
+    )
+    [gap] = find_gaps(without_amounts)
+    assert gap.key == "order_amounts" and not gap.is_warning
+    assert gap.line.startswith("note: the orders carry no amounts (no order_total)")
+    assert find_gaps(Coverage(**{**without_amounts.__dict__, "n_orders_with_amount": 1})) == []

@@ -53,8 +53,8 @@ def test_raw_columns_are_the_unscaled_twins_of_the_scaled_ones():
 def test_the_synthetic_mart_has_the_documented_number_of_model_inputs():
     training, features = synthetic_marts(n_customers=20, n_snapshots=2)
     inputs = model_input_columns(training.column_names)
-    # 26 scaled + 14 missing flags + 3 categoricals x (8 slots + other) + the opt-in flag.
-    assert len(inputs) == 26 + 14 + 3 * 9 + 1
+    # 26 scaled + 16 missing flags + 3 categoricals x (8 slots + other) + the opt-in flag.
+    assert len(inputs) == 26 + 16 + 3 * 9 + 1
     assert inputs == model_input_columns(features.column_names)
 
 

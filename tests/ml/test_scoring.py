@@ -63,7 +63,7 @@ def test_every_customer_gets_a_probability_decile_segment_and_three_reasons(sett
     assert profiles["share"].sum() == pytest.approx(1.0)
     assert set(profiles["segment_name"]) == set(scores["segment_name"])
     drift = _read(settings, DRIFT_TABLE)
-    assert len(drift) == 68 and set(drift.columns) >= {"feature", "psi", "is_drifted", "model_id"}
+    assert len(drift) == 70 and set(drift.columns) >= {"feature", "psi", "is_drifted", "model_id"}
 
 
 def test_neither_batch_size_nor_row_order_changes_the_output(settings, tmp_path):

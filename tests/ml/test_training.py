@@ -141,7 +141,7 @@ def test_on_a_one_cohort_shop_tenure_is_left_out_before_fitting_and_reported(one
     assert list(meta.dropped_inputs) == ["tenure_days__scaled"]
     assert "100% of scoring rows" in meta.dropped_inputs["tenure_days__scaled"]
     assert "tenure_days__scaled" not in meta.feature_columns
-    assert len(meta.feature_columns) == 26 + 14 + 3 * 9 + 1 - 1
+    assert len(meta.feature_columns) == 26 + 16 + 3 * 9 + 1 - 1
     text = report.to_markdown()
     assert "## Inputs left out before fitting" in text
     assert "left out `tenure_days__scaled`: PSI" in text

@@ -197,8 +197,17 @@ featurized as (
         coalesce(order_history.n_orders_30d, 0) as n_orders_30d,
         coalesce(order_history.n_orders_90d, 0) as n_orders_90d,
         coalesce(order_history.n_orders_365d, 0) as n_orders_365d,
-        cast(coalesce(order_history.revenue, 0) as double) as revenue,
-        cast(coalesce(order_history.revenue_90d, 0) as double) as revenue_90d,
+        -- No order: no revenue. Orders whose amounts the export lacks: unknown, imputed.
+        case
+            when order_history.customer_id is null then 0
+            when order_history.revenue is not null
+                then cast(order_history.revenue as double)
+        end as revenue,
+        case
+            when order_history.customer_id is null then 0
+            when order_history.revenue is not null
+                then cast(coalesce(order_history.revenue_90d, 0) as double)
+        end as revenue_90d,
         cast(order_history.revenue / nullif(order_history.n_orders, 0) as double)
             as avg_order_value,
         population.tenure_days,
