@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy.optimize import minimize
+from sklearn.base import BaseEstimator
 
 from ml.errors import SegmartError
 
@@ -153,3 +154,64 @@ def collapse_identical_rows(frame: pd.DataFrame, columns: Sequence[str]) -> pd.D
         .size()
         .rename(columns={"size": "n_customers"})
     )
+
+
+class LikelihoodModel(BaseEstimator):
+    """What BG/NBD and Gamma-Gamma share: their hyperparameters and a weighted ML fit.
+
+    Parameters
+    ----------
+    penalizer_coef : float
+        L2 penalty on the log-parameters (0: plain maximum likelihood).
+    min_repeat_customers : int
+        Fewest customers with a repeat purchase (by weight) a fit accepts.
+    max_iter, tol : int, float
+        L-BFGS-B's iteration limit and tolerance.
+    """
+
+    def __init__(
+        self,
+        *,
+        penalizer_coef: float = 0.0,
+        min_repeat_customers: int = 30,
+        max_iter: int = 1000,
+        tol: float = 1e-10,
+    ) -> None:
+        self.penalizer_coef = penalizer_coef
+        self.min_repeat_customers = min_repeat_customers
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _maximise(
+        self,
+        log_likelihood_and_gradient: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+        weights: FloatArray,
+        start: FloatArray,
+        names: Sequence[str],
+        model_name: str,
+    ) -> FloatArray:
+        """Fit the parameters; set `log_likelihood_` and `n_iter_`; return the parameters.
+
+        `log_likelihood_and_gradient` maps parameters to the log-likelihood of each row and
+        its gradient (one row per parameter, one column per data row).
+        """
+        total_weight = float(weights.sum())
+
+        def mean_negative_log_likelihood(log_params: FloatArray) -> tuple[float, FloatArray]:
+            log_likelihood, gradient = log_likelihood_and_gradient(np.exp(log_params))
+            # Gradient with respect to log-parameters: d/d(log theta) = theta * d/d(theta).
+            weighted_gradient = (gradient @ weights) * np.exp(log_params)
+            return -float(
+                weights @ log_likelihood
+            ) / total_weight, -weighted_gradient / total_weight
+
+        log_params, self.log_likelihood_, self.n_iter_ = maximise_log_likelihood(
+            mean_negative_log_likelihood,
+            start,
+            names,
+            model_name=model_name,
+            penalizer_coef=self.penalizer_coef,
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
+        return np.exp(log_params)

@@ -6,17 +6,16 @@ from typing import Self
 
 import numpy as np
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
-from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ml.value._fitting import (
     ArrayLike,
     FloatArray,
+    LikelihoodModel,
     ValueModelError,
     as_float_array,
     check_frequency,
     check_same_length,
-    maximise_log_likelihood,
     sample_weights,
 )
 
@@ -26,7 +25,7 @@ PARAMETER_NAMES = ("r", "alpha", "a", "b")
 MIN_DISTANCE_OF_A_FROM_1 = 1e-6
 
 
-class BetaGeoModel(BaseEstimator):
+class BetaGeoModel(LikelihoodModel):
     """BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood.
 
     While active, a customer buys as a Poisson process with rate lambda ~ Gamma(r, alpha); after
@@ -74,19 +73,6 @@ class BetaGeoModel(BaseEstimator):
     overflows.
     """
 
-    def __init__(
-        self,
-        *,
-        penalizer_coef: float = 0.0,
-        min_repeat_customers: int = 30,
-        max_iter: int = 1000,
-        tol: float = 1e-10,
-    ) -> None:
-        self.penalizer_coef = penalizer_coef
-        self.min_repeat_customers = min_repeat_customers
-        self.max_iter = max_iter
-        self.tol = tol
-
     def fit(
         self,
         frequency: ArrayLike,
@@ -130,25 +116,14 @@ class BetaGeoModel(BaseEstimator):
         rate = float((weights * x).sum() / max((weights * T_).sum(), 1e-12))
         start = np.log([1.0, 1.0 / max(rate, 1e-6), 1.0, 1.0])
 
-        def mean_negative_log_likelihood(log_params: FloatArray) -> tuple[float, FloatArray]:
-            log_likelihood, gradient = _log_likelihood_and_gradient(np.exp(log_params), x, t_x, T_)
-            # Gradient with respect to log-parameters: d/d(log theta) = theta * d/d(theta).
-            weighted_gradient = (gradient @ weights) * np.exp(log_params)
-            return (
-                -float(weights @ log_likelihood) / total_weight,
-                -weighted_gradient / total_weight,
-            )
-
-        log_params, self.log_likelihood_, self.n_iter_ = maximise_log_likelihood(
-            mean_negative_log_likelihood,
+        params = self._maximise(
+            lambda theta: _log_likelihood_and_gradient(theta, x, t_x, T_),
+            weights,
             start,
             PARAMETER_NAMES,
-            model_name="BG/NBD",
-            penalizer_coef=self.penalizer_coef,
-            max_iter=self.max_iter,
-            tol=self.tol,
+            "BG/NBD",
         )
-        self.r_, self.alpha_, self.a_, self.b_ = (float(value) for value in np.exp(log_params))
+        self.r_, self.alpha_, self.a_, self.b_ = (float(value) for value in params)
         self.n_customers_ = total_weight
         return self
 

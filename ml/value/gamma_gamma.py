@@ -6,24 +6,23 @@ from typing import Self
 
 import numpy as np
 from scipy.special import digamma, gammaln
-from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ml.value._fitting import (
     ArrayLike,
     FloatArray,
+    LikelihoodModel,
     ValueModelError,
     as_float_array,
     check_frequency,
     check_same_length,
-    maximise_log_likelihood,
     sample_weights,
 )
 
 PARAMETER_NAMES = ("p", "q", "v")
 
 
-class GammaGammaModel(BaseEstimator):
+class GammaGammaModel(LikelihoodModel):
     """Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV") by maximum likelihood.
 
     Each purchase's value is Gamma(p, nu) with a customer-level rate nu ~ Gamma(q, v), so a
@@ -62,19 +61,6 @@ class GammaGammaModel(BaseEstimator):
     n_iter_ : int
         Iterations of the maximiser.
     """
-
-    def __init__(
-        self,
-        *,
-        penalizer_coef: float = 0.0,
-        min_repeat_customers: int = 30,
-        max_iter: int = 1000,
-        tol: float = 1e-10,
-    ) -> None:
-        self.penalizer_coef = penalizer_coef
-        self.min_repeat_customers = min_repeat_customers
-        self.max_iter = max_iter
-        self.tol = tol
 
     def fit(
         self,
@@ -118,21 +104,16 @@ class GammaGammaModel(BaseEstimator):
         # equal the observed mean spend.
         start = np.log([1.0, 2.0, float(np.average(spend, weights=weights))])
 
-        def mean_negative_log_likelihood(log_params: FloatArray) -> tuple[float, FloatArray]:
-            log_likelihood, gradient = _log_likelihood_and_gradient(np.exp(log_params), x, spend)
-            weighted_gradient = (gradient @ weights) * np.exp(log_params)
-            return -float(weights @ log_likelihood) / n_usable, -weighted_gradient / n_usable
-
-        log_params, self.log_likelihood_, self.n_iter_ = maximise_log_likelihood(
-            mean_negative_log_likelihood,
-            start,
-            PARAMETER_NAMES,
-            model_name="Gamma-Gamma",
-            penalizer_coef=self.penalizer_coef,
-            max_iter=self.max_iter,
-            tol=self.tol,
+        p, q, v = (
+            float(value)
+            for value in self._maximise(
+                lambda theta: _log_likelihood_and_gradient(theta, x, spend),
+                weights,
+                start,
+                PARAMETER_NAMES,
+                "Gamma-Gamma",
+            )
         )
-        p, q, v = (float(value) for value in np.exp(log_params))
         if q <= 1.0:
             raise ValueModelError(
                 f"Gamma-Gamma fit has q = {q:.3g} <= 1: the population mean spend is infinite"

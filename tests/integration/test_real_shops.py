@@ -40,6 +40,21 @@ def _segmart(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _quick_run(workspace: Path, raw: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`segmart run` as of AS_OF with the fast classifier (these tests are about the data)."""
+    return _segmart(
+        workspace,
+        "run",
+        "--raw-dir",
+        str(raw),
+        "--as-of",
+        AS_OF,
+        "--algorithm",
+        "logistic_regression",
+        *options,
+    )
+
+
 def _latin1_lines(path: Path) -> list[str]:
     """The data lines of a Latin-1 CSV file."""
     return path.read_bytes().decode("latin-1").splitlines()[1:]
@@ -55,18 +70,7 @@ def test_shopify_orders_export_runs_end_to_end_with_hashed_customers(
 ) -> None:
     raw = tmp_path / "shopify"
     write_shopify_export(generated_data / "raw", raw)
-    done = _segmart(
-        tmp_path,
-        "run",
-        "--raw-dir",
-        str(raw),
-        "--mapping",
-        "shopify_orders",
-        "--as-of",
-        AS_OF,
-        "--algorithm",
-        "logistic_regression",
-    )
+    done = _quick_run(tmp_path, raw, "--mapping", "shopify_orders")
     assert done.returncode == 0, done.stderr
     ((n_features,),) = _query(tmp_path, "select count(*) from ml.customer_features")
     ((n_scores, n_segments),) = _query(
@@ -90,18 +94,7 @@ def test_a_european_latin1_export_keeps_every_accented_customer_and_their_orders
     generated_data: Path, tmp_path: Path
 ) -> None:
     raw = write_european_export(generated_data / "raw", tmp_path / "eu")
-    done = _segmart(
-        tmp_path,
-        "run",
-        "--raw-dir",
-        str(raw),
-        "--mapping",
-        str(raw / "mapping.yml"),
-        "--as-of",
-        AS_OF,
-        "--algorithm",
-        "logistic_regression",
-    )
+    done = _quick_run(tmp_path, raw, "--mapping", str(raw / "mapping.yml"))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "reports" / "segmart_report.html").is_file()
     ((n_features, n_scores, n_audience),) = _query(
@@ -304,16 +297,7 @@ def test_the_minimal_shape_runs_without_consent_with_a_score_for_every_customer(
 ) -> None:
     raw = _generated_shape(tmp_path, "minimal", 1500)
     assert sorted(p.name for p in raw.iterdir()) == ["customers.csv", "orders.csv"]
-    done = _segmart(
-        tmp_path,
-        "run",
-        "--raw-dir",
-        str(raw),
-        "--as-of",
-        AS_OF,
-        "--algorithm",
-        "logistic_regression",
-    )
+    done = _quick_run(tmp_path, raw)
     assert done.returncode == 0, done.stderr
     assert "no customer has marketing consent" in done.stderr
     ((n_features,),) = _query(tmp_path, "select count(*) from ml.customer_features")
@@ -356,16 +340,7 @@ def test_orders_without_amounts_run_with_revenue_imputed_and_a_note(tmp_path: Pa
     kept = [row[:position] + row[position + 1 :] for row in rows]
     with open(orders, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(kept)
-    done = _segmart(
-        tmp_path,
-        "run",
-        "--raw-dir",
-        str(raw),
-        "--as-of",
-        AS_OF,
-        "--algorithm",
-        "logistic_regression",
-    )
+    done = _quick_run(tmp_path, raw)
     assert done.returncode == 0, done.stderr
     assert "note: the orders carry no amounts (no order_total)" in done.stderr
     ((n_buyers, n_missing, n_values),) = _query(
