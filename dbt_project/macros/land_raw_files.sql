@@ -194,7 +194,8 @@
 
 
 {#- The contract columns over the file; with `one_row_per`, one row per value of that key, each
-    column its first non-null value (or, with `latest_by`, the latest row's non-null value).
+    column its non-null value, the largest where rows disagree (or, with `latest_by`, the latest
+    row's non-null value).
     Rows without the key do not describe that entity (a line item's row in an orders export
     carries no customer) and are left to the tables they do describe. Max and arg_max keep
     the choice deterministic under parallel reads. -#}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +93,11 @@ def scan(path: Path) -> Scan:
             n_newline += block.count(b"\n")
             n_crlf += block.count(b"\r\n") + (last == b"\r" and block[:1] == b"\n")
             last = block[-1:]
+    if is_utf8:
+        try:
+            decoder.decode(b"", final=True)  # a character cut off at the end of the file
+        except UnicodeDecodeError:
+            is_utf8 = False
     return Scan(is_utf8=is_utf8, n_crlf=n_crlf, n_lf=n_newline - n_crlf)
 
 
@@ -103,11 +110,23 @@ def needs_copy(raw_file: RawFile) -> bool:
 
 
 def readable_copy(raw_file: RawFile, spool_dir: Path) -> Path:
-    """The file itself if DuckDB reads it as is, else a UTF-8 `\\n` copy in `spool_dir`."""
+    """The file itself if DuckDB reads it as is, else a UTF-8 `\\n` copy in `spool_dir`.
+
+    Scanned and copied once per process for a given file state: `segmart run` lands the raw
+    files for each dbt invocation, and one export may fill several tables.
+    """
+    stat = raw_file.path.stat()
+    return _readable_copy(raw_file, spool_dir, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _readable_copy(raw_file: RawFile, spool_dir: Path, size: int, mtime_ns: int) -> Path:
     if not needs_copy(raw_file):
         return raw_file.path
     spool_dir.mkdir(parents=True, exist_ok=True)
-    target = spool_dir / f"{raw_file.path.stem}.utf8.csv"
+    # Named by the whole path: two exports called orders.csv in different folders never meet.
+    digest = hashlib.md5(str(raw_file.path).encode()).hexdigest()[:8]
+    target = spool_dir / f"{raw_file.path.stem}.{digest}.utf8.csv"
     partial = target.with_suffix(".partial")
     # newline=None reads \r\n, \r and \n alike as \n; "replace" turns a byte the encoding lacks
     # into U+FFFD, which staging treats as an undecodable value.

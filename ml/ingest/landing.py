@@ -13,7 +13,7 @@ from pathlib import Path
 from ml.errors import SegmartError
 from ml.ingest import mapping
 from ml.ingest.contract import CONTRACT
-from ml.ingest.files import RawFile, needs_copy, readable_copy
+from ml.ingest.files import RawFile, readable_copy
 
 TRANSACTION_LOG = "transactions"
 
@@ -54,10 +54,6 @@ def plan_landing(raw_dir: Path, spool_dir: Path, mapping_file: str | Path | None
         if table in planned or path is None or path.suffix != ".csv":
             continue
         raw_file = RawFile(path=path)
-        if needs_copy(raw_file):
-            planned[table] = {
-                "path": str(readable_copy(raw_file, spool_dir)),
-                "source_path": str(path),
-                "format": "csv",
-            }
+        if readable_copy(raw_file, spool_dir) != path:
+            planned[table] = raw_file.reader(spool_dir)
     return planned

@@ -13,7 +13,7 @@ format) and, for each contract table it fills, where every contract column comes
     tables:
       orders:
         file: export
-        one_row_per: Name          # several rows per order: one order, first non-null values
+        one_row_per: Name          # several rows per order: one order, its non-null values
         columns:
           order_id: Name                                    # a source column
           customer_id: {hash: Email}                        # hashed on landing, never stored
@@ -225,7 +225,12 @@ def _compile_table(table: MappedTable, spool_dir: Path) -> dict:
         **raw_file.reader(spool_dir),
         "select": select,
         "one_row_per": _text(table.one_row_per) if table.one_row_per else None,
-        "latest_by": _timestamp(table.latest_by, raw_file) if table.latest_by else None,
+        # Ordered as ISO text of the timestamp, not the raw text ("1/12/2024" > "1/2/2025"):
+        # the landing orders by a list of it and the value, both text.
+        "latest_by": "strftime(try_cast("
+        f"{_timestamp(table.latest_by, raw_file)} as timestamp), '%Y-%m-%d %H:%M:%S')"
+        if table.latest_by
+        else None,
         "identical_rows": table.identical_rows,
     }
 

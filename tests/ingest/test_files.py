@@ -53,3 +53,22 @@ def test_the_header_is_read_in_the_files_encoding_without_its_bom(tmp_path: Path
     path = tmp_path / "export.csv"
     path.write_bytes("\ufeffName;Prénom;Total\n1;Zoé;3,50\n".encode("utf-8"))
     assert read_header(RawFile(path, delimiter=";")) == ["Name", "Prénom", "Total"]
+
+
+def test_a_file_is_scanned_and_copied_once_however_many_tables_read_it(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes("id;city\n1;Zürich\n".encode("latin-1"))
+    raw_file = RawFile(path, encoding="latin-1", delimiter=";")
+    first = readable_copy(raw_file, tmp_path / "spool")
+    written = first.stat().st_mtime_ns
+    again = [readable_copy(raw_file, tmp_path / "spool") for _ in range(3)]
+    assert again == [first] * 3 and first.stat().st_mtime_ns == written
+    # A changed file is copied anew.
+    path.write_bytes("id;city\n1;Zürich\n2;Köln\n".encode("latin-1"))
+    assert readable_copy(raw_file, tmp_path / "spool").read_text().count("\n") == 3
+
+
+def test_a_multibyte_character_cut_off_at_the_end_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv"
+    path.write_bytes("a\nZ\u00fc".encode()[:-1])
+    assert not scan(path).is_utf8
