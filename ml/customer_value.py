@@ -209,11 +209,14 @@ def predict_value(models: ValueModels, inputs: pd.DataFrame) -> pd.DataFrame:
     out.loc[bought, "probability_alive"] = purchases.conditional_probability_alive(x, t_x, T)
     if models.spend is not None:
         mean_spend = rows["mean_repeat_spend"].to_numpy(np.float64)
-        spend = models.spend.conditional_expected_spend(x, mean_spend)
-        out.loc[bought, "predicted_revenue"] = out.loc[bought, "expected_orders"] * spend
-        out.loc[bought, "predicted_clv"] = customer_lifetime_value(
-            purchases, models.spend, x, t_x, T, mean_spend, horizon_days=models.clv_days
-        )
+        # One method for both horizons: undiscounted expected revenue in (T, T + days].
+        for column, days in (
+            ("predicted_revenue", models.horizon_days),
+            ("predicted_clv", models.clv_days),
+        ):
+            out.loc[bought, column] = customer_lifetime_value(
+                purchases, models.spend, x, t_x, T, mean_spend, horizon_days=days
+            )
     return out
 
 

@@ -32,7 +32,9 @@ def _fit(inputs: pd.DataFrame, **options):
     )
 
 
-def test_revenue_is_expected_orders_times_expected_spend_and_clv_covers_a_year(inputs):
+def test_revenue_summed_over_periods_is_expected_orders_times_expected_spend(inputs):
+    # predicted_revenue sums 30-day periods (customer_lifetime_value); undiscounted, the sum
+    # must telescope to the horizon's expected purchases times the expected spend.
     models = _fit(inputs)
     assert models.reason is None
     predicted = predict_value(models, inputs)

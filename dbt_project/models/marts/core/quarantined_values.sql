@@ -2,11 +2,13 @@
     (U+FFFD after ml/ingest re-encoded the file), or text where a timestamp or number belongs
     in a column that may be empty. The row itself stays: a bad field never costs a customer or a
     purchase. Rows rejected whole are in quarantined_rows instead. -#}
-{%- set parsed_columns = {
-    'customers': ['created_at', 'updated_at', 'birth_date', 'income'],
-    'orders': ['order_total'],
-    'campaign_touches': ['opened_at', 'clicked_at'],
-} -%}
+{#- The contract's typed columns that may be empty (not keys). One that a rule requires rejects
+    its row when it does not parse, so only the optional ones ever appear here. -#}
+{%- set parsed_columns = {} -%}
+{%- for source_table, spec in raw_contract().items() -%}
+{%- do parsed_columns.update({source_table: (spec.timestamps + spec.numbers)
+    | reject('in', spec.key_columns) | list}) -%}
+{%- endfor -%}
 
 with
 
