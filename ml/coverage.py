@@ -150,11 +150,10 @@ def find_gaps(coverage: Coverage) -> list[Gap]:
             Gap(
                 key="order_amounts",
                 line="note: the orders carry no amounts (no order_total): revenue features are"
-                " imputed, and audiences chosen by spend (vip_care, win_back_high_value) select"
-                " no one",
+                " imputed, and the audience chosen by spend (vip_care) selects no one",
                 sentence="The orders carry no amounts (no order_total): revenue features are"
-                " imputed, every customer has the same monetary RFM score, and the audiences"
-                " chosen by spend select no one.",
+                " imputed, every customer has the same monetary RFM score, so no one is in the"
+                " vip stage and vip_care selects no one.",
             )
         )
     if _not_loaded(coverage, "web_events"):

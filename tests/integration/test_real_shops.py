@@ -5,14 +5,15 @@ Each test drives the installed `segmart` command as a user would, in its own wor
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from tests.integration.real_shops import (
@@ -331,15 +332,14 @@ def test_a_few_percent_of_unparsable_dates_are_quarantined_with_a_warning_naming
     ) == [(20,)]
 
 
-def test_orders_without_amounts_run_with_revenue_imputed_and_a_note(tmp_path: Path) -> None:
-    raw = _generated_shape(tmp_path, "minimal", 1500)
-    orders = raw / "orders.csv"
-    # Drop the column line by line: the generated file holds malformed lines on purpose.
-    rows = list(csv.reader(orders.read_text(encoding="utf-8").splitlines()))
-    position = rows[0].index("order_total")
-    kept = [row[:position] + row[position + 1 :] for row in rows]
-    with open(orders, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows(kept)
+def test_orders_without_amounts_run_with_revenue_imputed_and_a_note(
+    generated_data: Path, tmp_path: Path
+) -> None:
+    # The generated shop (with consent) without the order_total column.
+    raw = tmp_path / "raw"
+    shutil.copytree(generated_data / "raw", raw)
+    orders = pq.read_table(raw / "orders.parquet")
+    pq.write_table(orders.drop_columns(["order_total"]), raw / "orders.parquet")
     done = _quick_run(tmp_path, raw)
     assert done.returncode == 0, done.stderr
     assert "note: the orders carry no amounts (no order_total)" in done.stderr
@@ -350,4 +350,9 @@ def test_orders_without_amounts_run_with_revenue_imputed_and_a_note(tmp_path: Pa
         " count(distinct revenue) filter (where n_orders > 0)"
         " from ml.customer_features",
     )
-    assert n_buyers > 500 and n_missing == n_buyers and n_values == 1  # the imputed value
+    assert n_buyers > 1000 and n_missing == n_buyers and n_values == 1  # the imputed value
+    audiences = dict(
+        _query(tmp_path, "select audience, count(*) from marketing.campaign_audiences group by 1")
+    )
+    # Spend cannot tell customers apart: no vip, so vip_care is empty; the others still select.
+    assert "vip_care" not in audiences and sum(audiences.values()) > 100
