@@ -30,6 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml.config import dbt_var_defaults
+
+# The training snapshots dbt builds by default (its one home: dbt_project.yml).
+N_SNAPSHOTS: int = dbt_var_defaults()["n_snapshots"]
 VOCABULARY_CSV = (
     Path(__file__).resolve().parent.parent / "dbt_project" / "seeds" / "controlled_vocabulary.csv"
 )
@@ -300,7 +304,7 @@ def snapshot_dates(
     latest_activity_on: pd.Timestamp,
     as_of: date | None = None,
     horizon_days: int = 90,
-    n_snapshots: int = 4,
+    n_snapshots: int = N_SNAPSHOTS,
     step_days: int = 30,
 ) -> list[tuple[pd.Timestamp, bool]]:
     """The as_of snapshot and the training snapshots whose label windows end by as_of."""
@@ -540,7 +544,7 @@ def compute(
     raw_dir: Path,
     as_of: date | None = None,
     horizon_days: int = 90,
-    n_snapshots: int = 4,
+    n_snapshots: int = N_SNAPSHOTS,
     step_days: int = 30,
     loaded_at: datetime | None = None,
 ) -> pd.DataFrame:
@@ -573,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="Parquet file to write.")
     parser.add_argument("--as-of", type=date.fromisoformat, default=None)
     parser.add_argument("--horizon-days", type=int, default=90)
-    parser.add_argument("--n-snapshots", type=int, default=4)
+    parser.add_argument("--n-snapshots", type=int, default=N_SNAPSHOTS)
     parser.add_argument("--snapshot-step-days", type=int, default=30)
     args = parser.parse_args(argv)
     result = compute(

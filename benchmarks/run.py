@@ -40,6 +40,10 @@ from typing import TypeVar
 
 import duckdb
 
+from ml.config import dbt_var_defaults
+
+# The training snapshots dbt builds by default (its one home: dbt_project.yml).
+N_SNAPSHOTS: int = dbt_var_defaults()["n_snapshots"]
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SINGLE_QUERY_SQL = Path(__file__).resolve().parent / "single_query.sql"
 VOCABULARY_CSV = PROJECT_ROOT / "dbt_project" / "seeds" / "controlled_vocabulary.csv"
@@ -199,7 +203,7 @@ def single_query_sql(
     raw_dir: Path,
     as_of: date | None = None,
     horizon_days: int = 90,
-    n_snapshots: int = 4,
+    n_snapshots: int = N_SNAPSHOTS,
     snapshot_step_days: int = 30,
 ) -> str:
     """benchmarks/single_query.sql with its parameters filled in."""
@@ -1309,7 +1313,7 @@ def _child(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--as-of", type=date.fromisoformat, default=None)
     parser.add_argument("--horizon-days", type=int, default=90)
-    parser.add_argument("--n-snapshots", type=int, default=4)
+    parser.add_argument("--n-snapshots", type=int, default=N_SNAPSHOTS)
     parser.add_argument("--snapshot-step-days", type=int, default=30)
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 6GB.")
     args = parser.parse_args(rest)

@@ -45,9 +45,12 @@ VALUE_COLUMNS = (
     "predicted_clv",
 )
 CLV_METHOD = (
-    "BG/NBD expected purchases over {days} days x Gamma-Gamma expected spend per purchase,"
-    " undiscounted revenue; null for customers without a purchase before as_of"
+    "predicted revenue in the horizon (purchase probability x spend model) x BG/NBD's expected"
+    " purchases over {days} days / its expected purchases over the horizon (per customer; for"
+    " customers without a purchase before as_of, those of a new customer), undiscounted revenue"
 )
+SCORED_VALUE_COLUMNS = ("expected_orders", "probability_alive", "clv_ratio")
+"""What scoring takes from BG/NBD: `clv_ratio` turns horizon revenue into `predicted_clv`."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,33 @@ def predict_value(models: ValueModels, inputs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def scored_value(models: ValueModels, inputs: pd.DataFrame) -> pd.DataFrame:
+    """`SCORED_VALUE_COLUMNS` of each customer (rows of `ml.customer_value_inputs`).
+
+    `clv_ratio` is E[purchases in clv_days] / E[purchases in the horizon]: conditional on the
+    customer's history, or for customers without a purchase, unconditional (a new customer's).
+    All NaN when BG/NBD is missing.
+    """
+    n = len(inputs)
+    out = pd.DataFrame({column: np.full(n, np.nan) for column in SCORED_VALUE_COLUMNS})
+    if models.purchases is None:
+        return out
+    predicted = predict_value(models, inputs)
+    out["expected_orders"] = predicted["expected_orders"].to_numpy()
+    out["probability_alive"] = predicted["probability_alive"].to_numpy()
+    bought = inputs["frequency"].notna().to_numpy()
+    purchases, horizon, clv = models.purchases, models.horizon_days, models.clv_days
+    new_customer = purchases.expected_purchases([clv, horizon])
+    ratio = np.full(n, float(new_customer[0] / new_customer[1]))
+    if bought.any():
+        rows = inputs.loc[bought]
+        x, t_x, T = (rows[c].to_numpy(np.float64) for c in ("frequency", "recency_days", "t_days"))
+        longer = purchases.conditional_expected_purchases(clv, x, t_x, T)
+        ratio[bought] = longer / purchases.conditional_expected_purchases(horizon, x, t_x, T)
+    out["clv_ratio"] = ratio
+    return out
+
+
 def baseline_scores(predicted: pd.DataFrame) -> dict[str, np.ndarray]:
     """BG/NBD's purchase rankings: expected purchases and probability alive.
 
@@ -354,3 +384,26 @@ def fit_for_training(
                 shipped, f"{VALUE_INPUTS_TABLE} has no rows at as_of {as_of_day}: rebuild"
             )
     return ValueFit(validation, shipped, baselines, totals)
+
+
+def predictions_at(
+    con: duckdb.DuckDBPyConnection,
+    snapshot_on: object,
+    customer_ids: np.ndarray,
+    horizon_days: int,
+) -> pd.DataFrame | None:
+    """BG/NBD + Gamma-Gamma fitted on the history before a snapshot, for its customers.
+
+    None when the mart is missing or BG/NBD cannot be fitted there (the backtest then has no
+    BG/NBD row for that window).
+    """
+    if not warehouse.table_exists(con, VALUE_INPUTS_TABLE):
+        return None
+    models = fit_value_models(
+        *read_collapsed_inputs(con, snapshot_on),
+        snapshot_on=str(snapshot_on)[:10],
+        horizon_days=horizon_days,
+    )
+    if models.purchases is None:
+        return None
+    return predict_value(models, read_customer_inputs(con, snapshot_on, customer_ids))

@@ -94,6 +94,60 @@ def ranking_metrics(y_true: np.ndarray, score: np.ndarray, tiebreak: np.ndarray)
     }
 
 
+def revenue_metrics(
+    realised: np.ndarray,
+    predicted: np.ndarray,
+    tiebreak: np.ndarray,
+    in_currency: bool = True,
+    top_share: float = TOP_SHARE,
+) -> dict[str, float]:
+    """How well a score ranks (and, in currency, predicts) revenue in the horizon.
+
+    Parameters
+    ----------
+    realised : numpy.ndarray
+        Each customer's revenue in the horizon (0 for non-buyers).
+    predicted : numpy.ndarray
+        A revenue prediction, or any score where higher means more revenue.
+    tiebreak : numpy.ndarray
+        Unique key per row, breaking score ties deterministically.
+    in_currency : bool
+        Whether `predicted` is revenue: only then are `total_ratio` and `mae` computed.
+
+    Returns
+    -------
+    dict
+        `revenue_capture_top_decile` (share of all revenue from the top `top_share` by score),
+        `revenue_gini` (area between the score's cumulative-revenue curve and the diagonal,
+        over the same area for the perfect ranking: 1 perfect, 0 random), and in currency
+        `total_ratio` (predicted sum / realised sum: calibration of totals) and `mae`.
+    """
+    realised = np.nan_to_num(np.asarray(realised, dtype=np.float64))
+    order = rank_order(predicted, tiebreak)
+    n_top = max(1, int(np.ceil(top_share * len(realised))))
+    total = realised.sum()
+    captured = np.cumsum(realised[order]) / total
+    perfect = np.cumsum(np.sort(realised)[::-1]) / total
+    out = {
+        "revenue_capture_top_decile": float(captured[n_top - 1]),
+        "revenue_gini": float((captured.mean() - 0.5) / (perfect.mean() - 0.5)),
+    }
+    if in_currency:
+        predicted = np.asarray(predicted, dtype=np.float64)
+        out["total_ratio"] = float(predicted.sum() / total)
+        out["mae"] = float(np.abs(predicted - realised).mean())
+    return out
+
+
+def revenue_gains(
+    realised: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, n_bins: int = 10
+) -> list[float]:
+    """Cumulative share of the realised revenue from the top 1/n_bins, 2/n_bins, ... by score."""
+    realised = np.nan_to_num(np.asarray(realised, dtype=np.float64))
+    groups = np.array_split(realised[rank_order(score, tiebreak)], n_bins)
+    return (np.cumsum([group.sum() for group in groups]) / realised.sum()).tolist()
+
+
 def threshold_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Accuracy, precision, recall and F1 of yes/no predictions (the seed's metrics)."""
     return {

@@ -1,0 +1,73 @@
+"""Predicted revenue in the horizon: purchase probability x expected spend given a purchase.
+
+Chosen by measurement. On the 20,000-customer demo shop, over three rolling-origin windows
+(each fitted only on snapshots whose labels end before it), probability x a gradient-boosted
+spend model captured 45.0/47.5/47.1% of the next horizon's revenue in its top decile, against
+44.7/46.7/46.7% for a Poisson gradient-boosting regressor of revenue itself and 44.5/46.6/46.2%
+for BG/NBD x Gamma-Gamma, with the lowest mean absolute error in every window. It also reuses
+the calibrated purchase probability, so the two columns BI shows agree with each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+MIN_BUYERS_WITH_REVENUE = 100
+# The search's middle candidate for the classifier; spend given purchase is a smoother target,
+# and one setting kept the fit cheap (the backtest fits it again per window).
+_SPEND_PARAMS = {
+    "loss": "gamma",
+    "max_iter": 500,
+    "early_stopping": True,
+    "learning_rate": 0.2,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 50,
+}
+
+
+class SpendModelError(ValueError):
+    """The data cannot support a spend model (too few buyers with a known revenue)."""
+
+
+@dataclass(frozen=True)
+class SpendModel:
+    """Expected revenue in the horizon of a customer who buys in it, from the model inputs."""
+
+    regressor: HistGradientBoostingRegressor
+    inputs: tuple[str, ...]
+
+    @classmethod
+    def fit(
+        cls, features: pd.DataFrame, revenue: np.ndarray, inputs: tuple[str, ...], seed: int
+    ) -> SpendModel:
+        """Fit on the rows with a positive revenue in the horizon (the buyers).
+
+        Raises
+        ------
+        SpendModelError
+            Fewer than `MIN_BUYERS_WITH_REVENUE` such rows (a shop without order amounts has
+            none).
+        """
+        revenue = np.asarray(revenue, dtype=np.float64)
+        bought = np.nan_to_num(revenue, nan=0.0) > 0
+        if bought.sum() < MIN_BUYERS_WITH_REVENUE:
+            raise SpendModelError(
+                f"{int(bought.sum())} training rows have a positive revenue in the horizon;"
+                f" a spend model needs at least {MIN_BUYERS_WITH_REVENUE}"
+            )
+        regressor = HistGradientBoostingRegressor(random_state=seed, **_SPEND_PARAMS)
+        regressor.fit(features.loc[bought, list(inputs)], revenue[bought])
+        return cls(regressor, tuple(inputs))
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Expected spend given a purchase, one value per row."""
+        return self.regressor.predict(features[list(self.inputs)])
+
+
+def predicted_revenue(probability: np.ndarray, spend: np.ndarray) -> np.ndarray:
+    """Expected revenue in the horizon: P(buy) x E[revenue | buy]."""
+    return np.asarray(probability, dtype=np.float64) * np.asarray(spend, dtype=np.float64)
