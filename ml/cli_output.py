@@ -100,6 +100,7 @@ def train_data(report: TrainReport) -> dict:
             "metrics": meta.metrics,
             "baselines": meta.baselines,
             "margins": report.margins,
+            "backtest": _backtest_rows(report),
             "segments": segments.drop(columns="description", errors="ignore"),
             "top_features": importance.head(TOP_FEATURES),
             "dropped_inputs": meta.dropped_inputs,
@@ -107,6 +108,18 @@ def train_data(report: TrainReport) -> dict:
             "elapsed_seconds": report.elapsed_seconds,
         }
     )
+
+
+def _backtest_rows(report: TrainReport) -> list[dict]:
+    """Per scorer, the backtest's mean ROC-AUC and top-decile revenue capture."""
+    if report.revenue is None or not report.revenue.backtest.windows:
+        return []
+    summary = report.revenue.backtest.summary()
+    means = summary.pivot_table(index="scorer", columns="metric", values="mean", sort=False)
+    wanted = ["roc_auc", "revenue_capture_top_decile", "revenue_gini", "total_ratio"]
+    rows = means.reindex(columns=wanted).reset_index()
+    rows.insert(1, "n_windows", len(report.revenue.backtest.windows))
+    return rows.to_dict("records")
 
 
 def score_data(report: ScoreReport) -> dict:
@@ -248,6 +261,16 @@ def train_tables(data: dict, width: int, console: Console) -> list[RenderableTyp
     parts: list[RenderableType] = [Text(headline), metrics_table(data, width, console)]
     if best is not None:
         parts.append(Text(f"ROC-AUC margin over the best baseline ({best}): {margins[best]:+.3f}"))
+    if data.get("backtest"):
+        columns = [
+            Column("scorer", "scorer", optional=False),
+            Column("roc_auc", "ROC-AUC", ".3f"),
+            Column("revenue_capture_top_decile", "revenue@10%", ".3f"),
+            Column("revenue_gini", "revenue Gini", ".3f"),
+            Column("total_ratio", "predicted/realised", ".2f"),
+        ]
+        title = f"backtest: mean over {data['backtest'][0]['n_windows']} rolling-origin windows"
+        parts.append(fitted_table(title, columns, data["backtest"], width, console))
     parts.append(segments_table(data["segments"], width, console))
     features = [
         Column("feature", "feature", optional=False),

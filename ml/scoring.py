@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -25,18 +25,27 @@ from threadpoolctl import threadpool_limits
 
 from ml import registry, warehouse
 from ml.config import Settings
-from ml.customer_value import VALUE_COLUMNS, VALUE_INPUTS_TABLE, predict_value
+from ml.customer_value import (
+    SCORED_VALUE_COLUMNS,
+    VALUE_INPUTS_TABLE,
+    ValueModels,
+    fit_value_models,
+    read_collapsed_inputs,
+    scored_value,
+)
 from ml.drift import add_counts
 from ml.errors import SegmartError
 from ml.evaluate import markdown_table
 from ml.features import model_input_columns, model_matrix, raw_feature_columns
 from ml.registry import LoadedModel, ModelMetadata
+from ml.revenue import predicted_revenue
 from ml.segments import SegmentSums, describe_segments, segments_markdown
 
 FEATURES_TABLE = "ml.customer_features"
 SCORES_TABLE = "predictions.customer_scores"
 PROFILES_TABLE = "predictions.segment_profiles"
 DRIFT_TABLE = "predictions.feature_drift"
+HISTORY_TABLE = "predictions.customer_score_history"
 # DuckDB only streams the mart and ranks the narrow scores here. Peak RSS at 1M vs 3M customers
 # grew with its cap (1GB: 1.31 -> 1.52 GB; 512MB: 0.95 -> 1.18 GB) and is flat at 256MB (0.89
 # -> 0.93 GB), at about the same speed: the ranking spills to disk.
@@ -48,6 +57,7 @@ _SPOOL_SCHEMA = pa.schema(
         ("as_of", pa.date32()),
         ("model_id", pa.string()),
         ("purchase_probability", pa.float64()),
+        ("predicted_revenue", pa.float64()),
         ("segment_id", pa.int32()),
         ("segment_name", pa.string()),
         ("reason_1", pa.string()),
@@ -57,11 +67,26 @@ _SPOOL_SCHEMA = pa.schema(
 )
 
 _VALUE_SCHEMA = pa.schema(
-    [("customer_id", pa.string()), *((column, pa.float64()) for column in VALUE_COLUMNS)]
+    [("customer_id", pa.string()), *((column, pa.float64()) for column in SCORED_VALUE_COLUMNS)]
 )
 
-# Customers without a predicted revenue (no purchase before as_of, or no value model) have no
-# revenue decile; the others are ranked among themselves.
+# Each run's slice of the history, copied from the scores just written in the same transaction.
+_HISTORY_SQL = f"""
+select
+    customer_id,
+    as_of,
+    model_id,
+    cast(? as timestamp) as scored_at,
+    purchase_probability,
+    predicted_revenue,
+    segment_id,
+    segment_name
+from {SCORES_TABLE}
+"""
+
+# Customers without a predicted revenue (no spend model) have no revenue decile; the others
+# are ranked among themselves. predicted_clv scales the horizon's predicted revenue by BG/NBD's
+# expected purchases over the CLV horizon relative to the label horizon (see CLV_METHOD).
 _RANKED_SCORES_SQL = """
 select
     scores.customer_id,
@@ -79,14 +104,14 @@ select
     scores.reason_3,
     value.expected_orders,
     value.probability_alive,
-    value.predicted_revenue,
-    case when value.predicted_revenue is not null then cast(
+    scores.predicted_revenue,
+    case when scores.predicted_revenue is not null then cast(
         ntile(10) over (
-            partition by value.predicted_revenue is null
-            order by value.predicted_revenue desc, scores.customer_id
+            partition by scores.predicted_revenue is null
+            order by scores.predicted_revenue desc, scores.customer_id
         ) as integer
     ) end as predicted_revenue_decile,
-    value.predicted_clv
+    scores.predicted_revenue * value.clv_ratio as predicted_clv
 from read_parquet(?) as scores
 left join read_parquet(?) as value on scores.customer_id = value.customer_id
 order by scores.customer_id
@@ -183,16 +208,24 @@ def score_batch(model: LoadedModel, batch: pa.RecordBatch) -> tuple[pa.Table, pd
     """
     frame = model_matrix(batch, scorer_columns(model.metadata))
     proba = model.propensity.predict_proba(frame).to_numpy()
+    revenue = None
+    if model.spend is not None:
+        revenue = predicted_revenue(proba, model.spend.predict(frame))
     segment_ids = model.segmenter.predict(frame)
     reasons = model.reasons.reasons(frame)
-    # Index 0 is a placeholder: segment ids start at 1.
-    names = np.array(["", *(name for name, _ in model.segment_names.values())], dtype=object)
+    # Indexed by segment id; stable ids (ml.segments.match_segments) may leave gaps.
+    names = np.full(max(model.segment_names) + 1, "", dtype=object)
+    for segment, (name, _) in model.segment_names.items():
+        names[segment] = name
     scores = pa.table(
         {
             "customer_id": batch.column("customer_id"),
             "as_of": batch.column("as_of"),
             "model_id": pa.array([model.metadata.model_id] * batch.num_rows, pa.string()),
             "purchase_probability": pa.array(proba, pa.float64()),
+            "predicted_revenue": pa.array(revenue, pa.float64())
+            if revenue is not None
+            else pa.nulls(batch.num_rows, pa.float64()),
             "segment_id": pa.array(segment_ids, pa.int32()),
             "segment_name": pa.array(names[segment_ids], pa.string()),
             **{c: pa.array(reasons[c], pa.string()) for c in reasons.columns},
@@ -224,7 +257,7 @@ class ScoreReport:
         sections = [
             f"# Scores as of {self.as_of} (model {self.model_id})",
             f"{self.n_customers:,} customers scored in {self.elapsed_seconds:.1f} s into "
-            f"{SCORES_TABLE}, {PROFILES_TABLE} and {DRIFT_TABLE}.",
+            f"{SCORES_TABLE}, {PROFILES_TABLE}, {DRIFT_TABLE} and {HISTORY_TABLE}.",
             "## Propensity deciles",
             markdown_table(self.deciles, index=False),
             "## Segments",
@@ -266,23 +299,23 @@ def _value_to_spool(
     spool: Path,
     batch_size: int,
 ) -> str | None:
-    """Spool the value columns of the as_of customers; return a warning if some are null.
+    """Spool the BG/NBD columns of the as_of customers; return a warning if they are null.
 
-    Streams `ml.customer_value_inputs` at as_of in batches, like the features.
+    BG/NBD is fitted without labels on the history before as_of, so a model scoring a later
+    as_of than it was trained at (the champion, week after week) refits it there: the same
+    fit training would make, from the same mart. Streams `ml.customer_value_inputs` at as_of
+    in batches, like the features.
     """
-    value = model.value
     reason = None
-    if value is None:
-        reason = f"model {model.metadata.model_id} was trained without value models: retrain"
-    elif value.purchases is None:
-        reason = f"BG/NBD was not fitted at training ({value.reason})"
-    elif not warehouse.table_exists(con, VALUE_INPUTS_TABLE):
+    if not warehouse.table_exists(con, VALUE_INPUTS_TABLE):
         reason = f"{VALUE_INPUTS_TABLE} is missing: rebuild with `segmart build`"
-    elif value.snapshot_on != str(as_of):
-        reason = f"the value models were fitted as of {value.snapshot_on}, not {as_of}: retrain"
+    else:
+        value = _value_models_at(con, model, as_of)
+        if value.purchases is None:
+            reason = f"BG/NBD could not be fitted as of {as_of} ({value.reason})"
     with pq.ParquetWriter(spool, _VALUE_SCHEMA) as writer:
         if reason is not None:
-            return f"the value columns are null: {reason}"
+            return f"expected_orders, probability_alive and predicted_clv are null: {reason}"
         batches = warehouse.stream_query(
             con,
             "select customer_id, frequency, recency_days, t_days, mean_repeat_spend"
@@ -292,22 +325,38 @@ def _value_to_spool(
         )
         for batch in batches:
             inputs = batch.to_pandas()
-            predicted = predict_value(value, inputs)
+            predicted = scored_value(value, inputs)
             predicted.insert(0, "customer_id", inputs["customer_id"])
             writer.write_table(
                 pa.Table.from_pandas(predicted, schema=_VALUE_SCHEMA, preserve_index=False)
             )
-    if value.spend is None:
-        return (
-            "predicted_revenue and predicted_clv are null: Gamma-Gamma was not fitted at"
-            f" training ({value.reason})"
-        )
     return None
+
+
+def _value_models_at(
+    con: duckdb.DuckDBPyConnection, model: LoadedModel, as_of: date
+) -> ValueModels:
+    """The model's BG/NBD fit if it was made at as_of, else a fresh one there."""
+    if model.value is not None and model.value.snapshot_on == str(as_of):
+        return model.value
+    return fit_value_models(
+        *read_collapsed_inputs(con, as_of),
+        snapshot_on=str(as_of),
+        horizon_days=model.metadata.horizon_days,
+    )
 
 
 def _with_run_columns(table: pd.DataFrame, model_id: str, as_of: date) -> pa.Table:
     stamped = table.assign(model_id=model_id, as_of=as_of)
     return pa.Table.from_pandas(stamped, preserve_index=False)
+
+
+def _history_slice(model_id: str, as_of: date) -> warehouse.SliceReplacement:
+    """This run's rows of the score history: re-scoring an as_of with a model replaces them."""
+    scored_at = datetime.now(UTC).replace(tzinfo=None)
+    return warehouse.SliceReplacement(
+        HISTORY_TABLE, {"as_of": as_of, "model_id": model_id}, _HISTORY_SQL, [scored_at]
+    )
 
 
 def _read_mart_state(
@@ -400,6 +449,7 @@ def score(
                     ),
                     DRIFT_TABLE: _with_run_columns(drift, meta.model_id, done.as_of),
                 },
+                slices=[_history_slice(meta.model_id, done.as_of)],
             )
         deciles = warehouse.query(
             con,
@@ -415,6 +465,11 @@ def score(
     )
     if null_value is not None:
         warnings += (null_value,)
+    if model.spend is None:
+        warnings += (
+            f"predicted_revenue and predicted_clv are null: model {meta.model_id} has no spend"
+            " model (see its train report)",
+        )
     for warning in warnings:
         progress(f"warning: {warning}")
     return ScoreReport(

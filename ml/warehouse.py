@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -139,16 +140,51 @@ def table_schema(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
 
 
 TableData = pa.Table | pa.RecordBatchReader
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-def replace_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, TableData]) -> None:
+@dataclass(frozen=True)
+class SliceReplacement:
+    """The rows of `table` whose `key` columns hold the key's values, replaced by `select`.
+
+    `select` is SQL (never user input) with `params`; it may read the tables replaced in the
+    same `replace_tables` call, which it sees already replaced. The table is created from it
+    on first use.
+    """
+
+    table: str
+    key: Mapping[str, object]
+    select: str
+    params: Sequence[object] = field(default_factory=tuple)
+
+
+def _replace_slice(con: duckdb.DuckDBPyConnection, replacement: SliceReplacement) -> None:
+    name = replacement.table
+    con.execute(f"create schema if not exists {name.split('.')[0]}")
+    if not table_exists(con, name):
+        con.execute(f"create table {name} as {replacement.select}", list(replacement.params))
+        return
+    where = " and ".join(f"{column} = ?" for column in replacement.key)
+    con.execute(f"delete from {name} where {where}", list(replacement.key.values()))
+    con.execute(f"insert into {name} by name {replacement.select}", list(replacement.params))
+
+
+def replace_tables(
+    con: duckdb.DuckDBPyConnection,
+    tables: Mapping[str, TableData],
+    slices: Sequence[SliceReplacement] = (),
+) -> None:
     """Replace several tables in one transaction: readers see all old tables or all new ones.
 
     A failure (or a kill) before COMMIT leaves every previous table as it was; DuckDB's WAL
-    discards the uncommitted transaction on the next open.
+    discards the uncommitted transaction on the next open. `slices` are replaced in the same
+    transaction, after the tables (an append-only history's rows of one run, say).
     """
-    for name in tables:
+    for name in [*tables, *(replacement.table for replacement in slices)]:
         _check_name(name)
+    for replacement in slices:
+        if not all(_IDENTIFIER.match(column) for column in replacement.key):
+            raise ValueError(f"not plain column names: {list(replacement.key)}")
     con.execute("begin transaction")
     try:
         for name, data in tables.items():
@@ -157,17 +193,26 @@ def replace_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, TableDat
             con.register("_segmart_incoming", data)
             con.execute(f"create or replace table {name} as select * from _segmart_incoming")
             con.unregister("_segmart_incoming")
+        for replacement in slices:
+            _replace_slice(con, replacement)
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
 
 
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, name: str, incoming: str) -> None:
+    existing = set(table_schema(con, name))
+    for column, dtype, *_ in con.execute(f"describe select * from {incoming}").fetchall():
+        if column not in existing:
+            con.execute(f'alter table {name} add column "{column}" {dtype}')
+
+
 def append_rows(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
     """Append rows to schema.table in one transaction, creating the table on first use.
 
-    Columns are matched by name, so a table from an older run that lacks a column fails
-    loudly instead of shifting values into the wrong columns.
+    Columns are matched by name, never by position. A column the table lacks (a run of an
+    older segmart) is added first, null in the older rows.
     """
     schema = _check_name(name).split(".")[0]
     con.execute("begin transaction")
@@ -175,6 +220,7 @@ def append_rows(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> No
         con.execute(f"create schema if not exists {schema}")
         con.register("_segmart_incoming", data)
         if table_exists(con, name):
+            _add_missing_columns(con, name, "_segmart_incoming")
             con.execute(f"insert into {name} by name select * from _segmart_incoming")
         else:
             con.execute(f"create table {name} as select * from _segmart_incoming")

@@ -29,9 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ml.config import Settings
-from ml.report.charts import PSI_THRESHOLD, Chart, build_charts
+from ml.report.charts import PSI_THRESHOLD, build_charts
 from ml.report.curves import N_BINS, calibration_table, decile_table, roc_points
 from ml.report.data import Outcomes, ReportData, load_report_data
+from ml.report.figure import Chart
 from ml.report.page import render_html
 
 __all__ = [

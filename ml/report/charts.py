@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,54 +10,19 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from sklearn.metrics import roc_auc_score
 
+from ml.report.backtest_charts import backtest_charts
 from ml.report.curves import calibration_table, decile_table, roc_points
 from ml.report.data import Outcomes, ReportData
+from ml.report.figure import Chart, layout, missing
 
 PSI_THRESHOLD = 0.2
 """The usual reading of a population stability index: above 0.2 the population has moved."""
 
 
-@dataclass(frozen=True)
-class Chart:
-    """One figure of the report with the sentence saying what data it shows.
-
-    A chart whose data the run could not have (no consent, an optional table not loaded) has
-    no figure: `gap` is the one sentence the page shows in its place.
-    """
-
-    name: str
-    title: str
-    source: str
-    figure: go.Figure | None
-    gap: str | None = None
-
-
-def _layout(figure: go.Figure, **overrides: object) -> go.Figure:
-    layout = {
-        "template": "plotly_white",
-        "height": 420,
-        "margin": {"l": 60, "r": 30, "t": 40, "b": 60},
-        "legend": {"orientation": "h", "y": -0.2},
-    }
-    figure.update_layout(**(layout | overrides))
-    return figure
-
-
-def _missing(message: str) -> go.Figure:
-    """An empty chart that says why it is empty (it still renders, so a reader sees the gap)."""
-    figure = go.Figure()
-    figure.add_annotation(
-        text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font_size=14
-    )
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
-    return _layout(figure, height=260)
-
-
 def segment_sizes_chart(summary: pd.DataFrame) -> go.Figure:
     """Share of customers next to share of revenue and of expected value, per segment."""
     if summary.empty:
-        return _missing("no segments: marketing.segment_summary is empty or missing")
+        return missing("no segments: marketing.segment_summary is empty or missing")
     summary = summary.sort_values("segment_id")
     expected = summary["expected_value"].astype(float)
     figure = go.Figure(
@@ -78,14 +43,14 @@ def segment_sizes_chart(summary: pd.DataFrame) -> go.Figure:
         ]
     )
     figure.update_yaxes(tickformat=".0%", title="share")
-    return _layout(figure, barmode="group")
+    return layout(figure, barmode="group")
 
 
 def segment_profile_chart(profiles: pd.DataFrame) -> go.Figure:
     """Heatmap of each segment's feature means, coloured by z-score across segments."""
     means = [c for c in profiles.columns if c.startswith("mean_")] if not profiles.empty else []
     if not means:
-        return _missing("no segment profiles: predictions.segment_profiles has no mean_* columns")
+        return missing("no segment profiles: predictions.segment_profiles has no mean_* columns")
     profiles = profiles.sort_values("segment_id")
     values = profiles[means].astype(float)
     spread = values.std(ddof=0).replace(0, 1.0)
@@ -104,13 +69,13 @@ def segment_profile_chart(profiles: pd.DataFrame) -> go.Figure:
             colorbar={"title": "z across<br>segments"},
         )
     )
-    return _layout(figure, height=max(320, 60 * len(profiles) + 140))
+    return layout(figure, height=max(320, 60 * len(profiles) + 140))
 
 
 def rfm_grid_chart(cells: pd.DataFrame) -> go.Figure:
     """Customers per recency x frequency cell, each cell labelled with its RFM group."""
     if cells.empty:
-        return _missing("no RFM scores: marketing.rfm_scores is empty or missing")
+        return missing("no RFM scores: marketing.rfm_scores is empty or missing")
     scores = list(range(1, 6))
     counts = cells.pivot_table(
         index="recency_score", columns="frequency_score", values="n_customers", aggfunc="sum"
@@ -140,7 +105,7 @@ def rfm_grid_chart(cells: pd.DataFrame) -> go.Figure:
     )
     figure.update_xaxes(title="frequency score (5 = most orders)")
     figure.update_yaxes(title="recency score (5 = most recent)")
-    return _layout(figure, height=480)
+    return layout(figure, height=480)
 
 
 def roc_chart(outcomes: list[Outcomes], curves: dict) -> go.Figure:
@@ -160,13 +125,13 @@ def roc_chart(outcomes: list[Outcomes], curves: dict) -> go.Figure:
             name="validation (held-out snapshot)",
         )
     if not figure.data:
-        return _missing(_NO_OUTCOMES)
+        return missing(_NO_OUTCOMES)
     figure.add_scatter(
         x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"}
     )
     figure.update_xaxes(title="false positive rate", range=[0, 1])
     figure.update_yaxes(title="true positive rate", range=[0, 1])
-    return _layout(figure)
+    return layout(figure)
 
 
 def lift_chart(outcomes: list[Outcomes], curves: dict) -> go.Figure:
@@ -181,11 +146,11 @@ def lift_chart(outcomes: list[Outcomes], curves: dict) -> go.Figure:
             x=deciles["decile"], y=deciles["lift"], name="validation (held-out snapshot)"
         )
     if not figure.data:
-        return _missing(_NO_OUTCOMES)
+        return missing(_NO_OUTCOMES)
     figure.add_hline(y=1, line_dash="dot", line_color="grey", annotation_text="no model")
     figure.update_xaxes(title="score decile (1 = highest scores)", dtick=1)
     figure.update_yaxes(title="lift (decile buyer rate / overall)")
-    return _layout(figure, barmode="group")
+    return layout(figure, barmode="group")
 
 
 def gain_chart(outcomes: list[Outcomes], curves: dict) -> go.Figure:
@@ -210,13 +175,13 @@ def gain_chart(outcomes: list[Outcomes], curves: dict) -> go.Figure:
             name="validation (held-out snapshot)",
         )
     if not figure.data:
-        return _missing(_NO_OUTCOMES)
+        return missing(_NO_OUTCOMES)
     figure.add_scatter(
         x=[0, 1], y=[0, 1], mode="lines", name="random", line={"dash": "dot", "color": "grey"}
     )
     figure.update_xaxes(title="share of customers targeted", tickformat=".0%")
     figure.update_yaxes(title="share of buyers reached", tickformat=".0%")
-    return _layout(figure)
+    return layout(figure)
 
 
 def calibration_chart(outcomes: list[Outcomes], curves: dict) -> go.Figure:
@@ -238,13 +203,13 @@ def calibration_chart(outcomes: list[Outcomes], curves: dict) -> go.Figure:
             name="validation (held-out snapshot)",
         )
     if not figure.data:
-        return _missing(_NO_OUTCOMES)
+        return missing(_NO_OUTCOMES)
     figure.add_scatter(
         x=[0, 1], y=[0, 1], mode="lines", name="perfect", line={"dash": "dot", "color": "grey"}
     )
     figure.update_xaxes(title="mean predicted probability", range=[0, 1])
     figure.update_yaxes(title="observed purchase rate", range=[0, 1])
-    return _layout(figure)
+    return layout(figure)
 
 
 def feature_importance_chart(importance: pd.DataFrame, reasons: pd.DataFrame) -> go.Figure:
@@ -255,19 +220,19 @@ def feature_importance_chart(importance: pd.DataFrame, reasons: pd.DataFrame) ->
         figure.update_xaxes(
             title="permutation importance: drop in validation ROC-AUC when shuffled"
         )
-        return _layout(figure, height=max(320, 24 * len(top) + 120))
+        return layout(figure, height=max(320, 24 * len(top) + 120))
     if not reasons.empty:
         top = reasons.sort_values("share").tail(20)
         figure = go.Figure(go.Bar(x=top["share"], y=top["feature"], orientation="h"))
         figure.update_xaxes(title="share of customers whose first reason it is", tickformat=".0%")
-        return _layout(figure, height=max(320, 24 * len(top) + 120))
-    return _missing("no feature importance in the registry and no reasons in customer_scores")
+        return layout(figure, height=max(320, 24 * len(top) + 120))
+    return missing("no feature importance in the registry and no reasons in customer_scores")
 
 
 def audience_chart(summary: pd.DataFrame) -> go.Figure:
     """Treatment and control sizes per audience, next to how many matched the rule."""
     if summary.empty:
-        return _missing("no audiences: marketing.audience_summary is empty or missing")
+        return missing("no audiences: marketing.audience_summary is empty or missing")
     summary = summary.sort_values("priority")
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     figure.add_bar(x=summary["audience"], y=summary["n_treatment"], name="treatment (contact)")
@@ -288,26 +253,26 @@ def audience_chart(summary: pd.DataFrame) -> go.Figure:
     )
     figure.update_yaxes(title="customers", secondary_y=False)
     figure.update_yaxes(title="expected value", secondary_y=True, showgrid=False)
-    return _layout(figure, barmode="stack")
+    return layout(figure, barmode="stack")
 
 
 def recommendation_chart(recommendations: pd.DataFrame) -> go.Figure:
     """Customers per first recommended category, split by where the recommendation came from."""
     if recommendations.empty:
-        return _missing("no recommendations: marketing.customer_recommendations is empty")
+        return missing("no recommendations: marketing.customer_recommendations is empty")
     totals = recommendations.groupby("category")["n_customers"].sum().sort_values()
     figure = go.Figure()
     for source, rows in recommendations.groupby("source", sort=True):
         counts = rows.set_index("category")["n_customers"].reindex(totals.index)
         figure.add_bar(x=counts.fillna(0), y=totals.index, orientation="h", name=source)
     figure.update_xaxes(title="customers whose first recommendation it is")
-    return _layout(figure, barmode="stack", height=max(320, 24 * len(totals) + 140))
+    return layout(figure, barmode="stack", height=max(320, 24 * len(totals) + 140))
 
 
 def campaign_chart(results: pd.DataFrame) -> go.Figure:
     """Absolute conversion lift per past campaign with its 95% interval."""
     if results.empty:
-        return _missing("no campaigns sent before as_of")
+        return missing("no campaigns sent before as_of")
     results = results.sort_values("first_sent_at")
     figure = go.Figure(
         go.Scatter(
@@ -329,13 +294,86 @@ def campaign_chart(results: pd.DataFrame) -> go.Figure:
     )
     figure.add_hline(y=0, line_dash="dot", line_color="grey")
     figure.update_yaxes(title="conversion lift (treatment - control)", tickformat=".0%")
-    return _layout(figure, showlegend=False)
+    return layout(figure, showlegend=False)
+
+
+def _segment_label(segment_id: object, name: object, missing: str) -> str:
+    if pd.isna(segment_id):
+        return missing
+    return f"{int(segment_id)} {name}"
+
+
+def _labels_in_segment_order(moves: pd.DataFrame, side: str) -> list[str]:
+    # By segment id, "(not scored)" (a null id) last.
+    ordered = moves.sort_values(f"{side}_segment_id", na_position="last")
+    return ordered[f"{side}_label"].drop_duplicates().tolist()
+
+
+def transition_chart(transitions: pd.DataFrame) -> go.Figure:
+    """Customers per (segment at the earlier run, segment at the later run): the matrix.
+
+    Rows are the earlier run's segments, plus "(not scored)" for customers who entered;
+    columns the later run's, plus "(not scored)" for those who left. The diagonal is the
+    customers who stayed.
+    """
+    moves = transitions.assign(
+        from_label=[
+            _segment_label(s, n, "(not scored)")
+            for s, n in zip(
+                transitions["from_segment_id"], transitions["from_segment_name"], strict=True
+            )
+        ],
+        to_label=[
+            _segment_label(s, n, "(not scored)")
+            for s, n in zip(
+                transitions["to_segment_id"], transitions["to_segment_name"], strict=True
+            )
+        ],
+    )
+    rows, columns = _labels_in_segment_order(moves, "from"), _labels_in_segment_order(moves, "to")
+    counts = moves.pivot_table(
+        index="from_label", columns="to_label", values="n_customers", aggfunc="sum"
+    ).reindex(index=rows, columns=columns)
+    figure = go.Figure(
+        go.Heatmap(
+            z=counts.fillna(0).to_numpy(),
+            x=counts.columns.tolist(),
+            y=counts.index.tolist(),
+            text=counts.fillna(0).astype(int).map("{:,}".format).to_numpy(),
+            texttemplate="%{text}",
+            colorscale="Blues",
+            colorbar={"title": "customers"},
+        )
+    )
+    first = transitions.iloc[0]
+    figure.update_xaxes(title=f"segment at {first['to_as_of']:%Y-%m-%d}", side="bottom")
+    figure.update_yaxes(title=f"segment at {first['from_as_of']:%Y-%m-%d}", autorange="reversed")
+    return layout(figure, height=max(360, 50 * len(counts) + 160))
+
+
+def _transitions(data: ReportData) -> Chart:
+    """The transition matrix, or the sentence saying why there is none yet."""
+    chart = Chart(
+        "segment-transitions",
+        "Segment transitions",
+        "marketing.segment_transitions: customers per segment at the previous scored as_of"
+        " (rows) and at the latest one (columns), from predictions.customer_score_history;"
+        " (not scored) = signed up in between, or no longer scored.",
+        None,
+    )
+    if data.segment_transitions.empty:
+        return replace(
+            chart,
+            gap="Only one as_of has been scored so far: transitions appear after the next"
+            " scoring run at a later as_of.",
+        )
+    return replace(chart, figure=transition_chart(data.segment_transitions))
 
 
 def drift_chart(drift: pd.DataFrame) -> go.Figure:
     """Population stability index per feature, training population vs scored population."""
     if drift.empty:
-        return _missing("no drift measured: predictions.feature_drift is empty or missing")
+        return missing("no drift measured: predictions.feature_drift is empty or missing")
     drift = drift.sort_values("psi")
     drifted = drift["is_drifted"] if "is_drifted" in drift else drift["psi"] > PSI_THRESHOLD
     figure = go.Figure(
@@ -348,7 +386,7 @@ def drift_chart(drift: pd.DataFrame) -> go.Figure:
     )
     figure.add_vline(x=PSI_THRESHOLD, line_dash="dot", annotation_text="0.2")
     figure.update_xaxes(title="population stability index")
-    return _layout(figure, height=max(320, 22 * len(drift) + 120))
+    return layout(figure, height=max(320, 22 * len(drift) + 120))
 
 
 _NO_OUTCOMES = (
@@ -359,6 +397,7 @@ _NO_OUTCOMES = (
 
 def build_charts(data: ReportData) -> list[Chart]:
     """Every chart of the report, in reading order."""
+
     outcome_sources = [f"{o.name}: {o.description}" for o in data.outcomes]
     if data.validation_curves:
         outcome_sources.append(data.validation_description)
@@ -368,7 +407,7 @@ def build_charts(data: ReportData) -> list[Chart]:
             "segment-sizes",
             "Segment sizes and value",
             "marketing.segment_summary: scored customers per ML segment at as_of; revenue is order"
-            " value before as_of; expected value = purchase probability x average order value.",
+            " value before as_of; expected value = predicted revenue in the horizon.",
             segment_sizes_chart(data.segment_summary),
         ),
         Chart(
@@ -378,6 +417,7 @@ def build_charts(data: ReportData) -> list[Chart]:
             " colour is the z-score across segments, the text the mean itself.",
             segment_profile_chart(data.segment_profiles),
         ),
+        _transitions(data),
         Chart(
             "rfm-grid",
             "RFM grid",
@@ -406,6 +446,7 @@ def build_charts(data: ReportData) -> list[Chart]:
             evaluated_on,
             calibration_chart(data.outcomes, data.validation_curves),
         ),
+        *backtest_charts(data.backtest),
         Chart(
             "feature-importance",
             "Feature importance",

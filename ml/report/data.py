@@ -36,6 +36,7 @@ class ReportData:
     model_run: dict = field(default_factory=dict)
     segment_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     segment_profiles: pd.DataFrame = field(default_factory=pd.DataFrame)
+    segment_transitions: pd.DataFrame = field(default_factory=pd.DataFrame)
     rfm_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
     audience_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     recommendations: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -46,6 +47,8 @@ class ReportData:
     outcomes: list[Outcomes] = field(default_factory=list)
     validation_curves: dict = field(default_factory=dict)
     validation_description: str = ""
+    # metadata.json extra.revenue_model.backtest: windows with metrics and revenue gains.
+    backtest: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
 
@@ -150,6 +153,17 @@ def _out_of_time_outcomes(con: object, as_of: date, horizon_days: int) -> Outcom
     )
 
 
+def _latest_transitions(con: object, notes: list[str]) -> pd.DataFrame:
+    """marketing.segment_transitions between the two latest scored as_of dates (or empty)."""
+    return _table_or_empty(
+        con,
+        "marketing.segment_transitions",
+        "select * from marketing.segment_transitions"
+        " where to_as_of = (select max(to_as_of) from marketing.segment_transitions)",
+        notes,
+    )
+
+
 def load_report_data(settings: Settings) -> ReportData:
     """Read everything the report shows: warehouse read-only, registry metadata from files."""
     notes: list[str] = []
@@ -185,6 +199,7 @@ def load_report_data(settings: Settings) -> ReportData:
             "select * from predictions.segment_profiles",
             notes,
         )
+        data.segment_transitions = _latest_transitions(con, notes)
         data.rfm_cells = _table_or_empty(
             con,
             "marketing.rfm_scores",
@@ -231,6 +246,9 @@ def load_report_data(settings: Settings) -> ReportData:
         " metadata.json"
     )
     data.feature_importance = _importance_frame(metadata)
+    revenue_model = _metadata_value(metadata, "revenue_model")
+    if isinstance(revenue_model, dict):
+        data.backtest = revenue_model.get("backtest") or {}
     if not data.outcomes and not data.validation_curves:
         notes.append(
             "Model-quality charts are empty: the registry holds no validation predictions or"

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from plotly.offline import get_plotlyjs
 
-from ml.report.charts import Chart
 from ml.report.data import ReportData
+from ml.report.figure import Chart
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;

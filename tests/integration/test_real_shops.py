@@ -9,13 +9,13 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from tests.integration.cli import SEGMART, segmart
 from tests.integration.real_shops import (
     ACCENTED_CITIES,
     write_european_export,
@@ -24,26 +24,13 @@ from tests.integration.real_shops import (
 
 pytestmark = pytest.mark.integration
 
-SEGMART = Path(sys.executable).with_name("segmart")
+
 AS_OF = "2025-10-01"
-
-
-def _segmart(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {
-        "SEGMART_WAREHOUSE": str(workspace / "segmart.duckdb"),
-        "SEGMART_MODELS_DIR": str(workspace / "models"),
-        "SEGMART_PUBLISHED_DIR": str(workspace / "published"),
-        "SEGMART_REPORTS_DIR": str(workspace / "reports"),
-        "SEGMART_EXPORTS_DIR": str(workspace / "exports"),
-    }
-    return subprocess.run(
-        [str(SEGMART), *args], env=env, capture_output=True, text=True, timeout=900
-    )
 
 
 def _quick_run(workspace: Path, raw: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """`segmart run` as of AS_OF with the fast classifier (these tests are about the data)."""
-    return _segmart(
+    return segmart(
         workspace,
         "run",
         "--raw-dir",
@@ -151,7 +138,7 @@ def test_an_undeclared_latin1_city_costs_the_value_not_the_customer(
             rows["created_at"] = "2024-01-01 10:00:00"
         n_rows[target] = len(rows)
         (contract / f"{target}.csv").write_bytes(rows.to_csv(index=False).encode("latin-1"))
-    done = _segmart(tmp_path, "build", "--raw-dir", str(contract), "--as-of", AS_OF)
+    done = segmart(tmp_path, "build", "--raw-dir", str(contract), "--as-of", AS_OF)
     assert done.returncode == 0, done.stderr
     ((n_customers,),) = _query(tmp_path, "select count(*) from core.customers")
     assert n_customers == n_rows["customers"]
@@ -189,7 +176,7 @@ def test_a_csv_several_read_buffers_long_lands_the_same_every_time(
     digests = set()
     for attempt in range(3):
         done = (
-            _segmart(
+            segmart(
                 tmp_path,
                 "build",
                 "--raw-dir",
@@ -244,7 +231,7 @@ def test_slash_dates_without_a_stated_order_are_a_one_line_error(tmp_path: Path)
     (raw / "transactions.csv").write_text(
         "customer_id,date,amount\nC1,01/02/1997,10.00\nC2,03/04/1997,5.00\n"
     )
-    done = _segmart(tmp_path, "build", "--raw-dir", str(raw))
+    done = segmart(tmp_path, "build", "--raw-dir", str(raw))
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "01/02/1997" in lines[0] and "timestamp_format" in lines[0]
@@ -269,7 +256,7 @@ def test_a_transaction_log_alone_runs_and_the_model_beats_recency_out_of_time(
 ) -> None:
     raw = _generated_shape(tmp_path, "transactions", 3000)
     assert sorted(p.name for p in raw.iterdir()) == ["transactions.csv"]
-    done = _segmart(tmp_path, "run", "--raw-dir", str(raw), "--as-of", AS_OF)
+    done = segmart(tmp_path, "run", "--raw-dir", str(raw), "--as-of", AS_OF)
     assert done.returncode == 0, done.stderr
     assert "no customer has marketing consent" in done.stderr
     assert (tmp_path / "reports" / "segmart_report.html").is_file()
@@ -320,7 +307,7 @@ def test_a_few_percent_of_unparsable_dates_are_quarantined_with_a_warning_naming
         day = f"01/0{1 + k % 9}/2025" if k % 20 == 0 else f"2025{1 + k % 9:02d}{1 + k % 28:02d}"
         lines.append(f"C{k % 150:04d},{day},{10 + k % 7}.50")
     (raw / "transactions.csv").write_text("\n".join(lines) + "\n")
-    done = _segmart(tmp_path, "build", "--raw-dir", str(raw), "--as-of", "2025-12-01")
+    done = segmart(tmp_path, "build", "--raw-dir", str(raw), "--as-of", "2025-12-01")
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1

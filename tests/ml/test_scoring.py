@@ -7,10 +7,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from ml import warehouse
+from ml import scoring, warehouse
 from ml.errors import SegmartError
 from ml.evaluate import rank_order
-from ml.scoring import DRIFT_TABLE, PROFILES_TABLE, SCORES_TABLE, score
+from ml.features import model_matrix
+from ml.registry import load_model
+from ml.scoring import (
+    DRIFT_TABLE,
+    HISTORY_TABLE,
+    PROFILES_TABLE,
+    SCORES_TABLE,
+    score,
+    scorer_columns,
+)
 from ml.training import TrainOptions, train
 from tests.ml import (
     settings_for,
@@ -120,10 +129,12 @@ def test_an_empty_mart_is_refused(settings):
 
 def test_a_write_that_fails_midway_leaves_the_previous_tables_intact(settings, monkeypatch):
     score(settings, n_threads=1)
-    before = {table: _read(settings, table) for table in (SCORES_TABLE, DRIFT_TABLE)}
+    before = {
+        table: _read(settings, table) for table in (SCORES_TABLE, DRIFT_TABLE, HISTORY_TABLE)
+    }
     real_replace = warehouse.replace_tables
 
-    def fail_on_the_last_table(con, tables):
+    def fail_on_the_last_table(con, tables, slices=()):
         schema = pa.schema([("feature", pa.string())])
 
         def broken():
@@ -131,7 +142,7 @@ def test_a_write_that_fails_midway_leaves_the_previous_tables_intact(settings, m
             yield  # pragma: no cover
 
         tables = {**tables, DRIFT_TABLE: pa.RecordBatchReader.from_batches(schema, broken())}
-        return real_replace(con, tables)
+        return real_replace(con, tables, slices)
 
     _replace_features(settings, lambda t: t.slice(0, 100))
     monkeypatch.setattr(warehouse, "replace_tables", fail_on_the_last_table)
@@ -139,6 +150,37 @@ def test_a_write_that_fails_midway_leaves_the_previous_tables_intact(settings, m
         score(settings, n_threads=1)
     for table, rows in before.items():
         assert _read(settings, table).equals(rows)
+
+
+def test_a_history_write_that_fails_leaves_the_scores_and_the_history_as_they_were(
+    settings, monkeypatch
+):
+    score(settings, n_threads=1)
+    before = {table: _read(settings, table) for table in (SCORES_TABLE, HISTORY_TABLE)}
+    _replace_features(settings, lambda t: t.slice(0, 100))
+    monkeypatch.setattr(scoring, "_HISTORY_SQL", "select * from predictions.no_such_table")
+    with pytest.raises(duckdb.CatalogException):
+        score(settings, n_threads=1)
+    for table, rows in before.items():
+        assert _read(settings, table).equals(rows)
+
+
+def test_rescoring_replaces_the_run_in_the_history_and_another_as_of_adds_one(settings):
+    score(settings, n_threads=1)
+    score(settings, n_threads=1)
+    history = _read(settings, HISTORY_TABLE)
+    scores = _read(settings, SCORES_TABLE)
+    assert len(history) == len(scores) and history["scored_at"].nunique() == 1
+    columns = ["customer_id", "as_of", "model_id", "purchase_probability", "segment_id"]
+    assert history[columns].equals(scores[columns])
+    with duckdb.connect(str(settings.warehouse)) as con:
+        # Another run's rows (an earlier as_of) stay when this run is scored again.
+        con.execute(
+            f"insert into {HISTORY_TABLE} select * replace (as_of - 30 as as_of)"
+            f" from {HISTORY_TABLE}"
+        )
+    score(settings, n_threads=1)
+    assert len(_read(settings, HISTORY_TABLE)) == 2 * len(scores)
 
 
 def test_a_drifted_feature_is_reported_with_a_warning_line(settings):
@@ -156,7 +198,7 @@ def test_a_drifted_feature_is_reported_with_a_warning_line(settings):
     assert "## Feature drift" in report.to_markdown()
 
 
-def test_scores_carry_the_value_columns_of_customers_with_a_purchase(settings):
+def test_scores_carry_predicted_revenue_for_everyone_and_bg_nbd_for_buyers(settings):
     report = score(settings, n_threads=1)
     scores = _read(settings, SCORES_TABLE)
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
@@ -168,20 +210,33 @@ def test_scores_carry_the_value_columns_of_customers_with_a_purchase(settings):
             ).fetchall()
         )
     has = scores["customer_id"].isin(bought)
-    value = ["expected_orders", "probability_alive", "predicted_revenue", "predicted_clv"]
     assert has.any() and (~has).any()
-    assert scores.loc[has, [*value, "predicted_revenue_decile"]].notna().all().all()
-    assert scores.loc[~has, [*value, "predicted_revenue_decile"]].isna().all().all()
-    assert (scores.loc[has, "predicted_clv"] >= scores.loc[has, "predicted_revenue"]).all()
-    # Revenue decile 1 is the highest tenth among customers with a prediction.
-    ranked = scores[has]
-    order = rank_order(ranked["predicted_revenue"].to_numpy(), ranked["customer_id"].to_numpy())
-    expected = np.empty(len(ranked), int)
+    # BG/NBD describes customers from their first purchase on...
+    bg_nbd = ["expected_orders", "probability_alive"]
+    assert scores.loc[has, bg_nbd].notna().all().all()
+    assert scores.loc[~has, bg_nbd].isna().all().all()
+    # ...while the spend model and the CLV ratio of a new customer cover everyone.
+    revenue = ["predicted_revenue", "predicted_revenue_decile", "predicted_clv"]
+    assert scores[revenue].notna().all().all()
+    assert (scores["predicted_clv"] >= scores["predicted_revenue"]).all()
+    model = load_model(settings.models_dir)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        features = con.sql("select * from ml.customer_features order by customer_id")
+        features = features.to_arrow_table()
+    frame = model_matrix(features, scorer_columns(model.metadata))
+    spend = model.spend.predict(frame)
+    by_id = scores.sort_values("customer_id").reset_index(drop=True)
+    np.testing.assert_allclose(
+        by_id["predicted_revenue"], by_id["purchase_probability"] * spend, rtol=1e-12
+    )
+    # Revenue decile 1 is the highest tenth.
+    order = rank_order(scores["predicted_revenue"].to_numpy(), scores["customer_id"].to_numpy())
+    expected = np.empty(len(scores), int)
     # SQL's ntile: the first (n mod 10) deciles hold one customer more.
-    sizes = [len(part) for part in np.array_split(np.arange(len(ranked)), 10)]
+    sizes = [len(part) for part in np.array_split(np.arange(len(scores)), 10)]
     expected[order] = np.repeat(np.arange(1, 11), sizes)
-    np.testing.assert_array_equal(ranked["predicted_revenue_decile"].to_numpy(), expected)
-    assert not any("value columns" in warning for warning in report.warnings)
+    np.testing.assert_array_equal(scores["predicted_revenue_decile"].to_numpy(), expected)
+    assert not any("are null" in warning for warning in report.warnings)
 
 
 def test_value_columns_are_null_with_the_reason_when_bg_nbd_was_not_fitted(tmp_path):
@@ -191,9 +246,12 @@ def test_value_columns_are_null_with_the_reason_when_bg_nbd_was_not_fitted(tmp_p
     lines: list[str] = []
     report = score(settings, progress=lines.append, n_threads=1)
     scores = _read(settings, SCORES_TABLE)
-    value = ["expected_orders", "probability_alive", "predicted_revenue", "predicted_clv"]
-    assert scores[[*value, "predicted_revenue_decile"]].isna().all().all()
-    assert scores["purchase_probability"].notna().all()
+    assert scores[["expected_orders", "probability_alive", "predicted_clv"]].isna().all().all()
+    # Purchase probability and predicted revenue do not depend on BG/NBD.
+    assert scores[["purchase_probability", "predicted_revenue"]].notna().all().all()
     cause = "BG/NBD needs at least 30 customers with a repeat purchase, the data has 0"
-    warning = f"the value columns are null: BG/NBD was not fitted at training ({cause})"
+    warning = (
+        "expected_orders, probability_alive and predicted_clv are null: BG/NBD could not be"
+        f" fitted as of 2025-10-01 ({cause})"
+    )
     assert warning in report.warnings and f"warning: {warning}" in lines

@@ -7,8 +7,11 @@ from ml.segments import (
     PROFILE_FEATURES,
     Segmenter,
     SegmentSums,
+    carry_names,
+    centroids_in_new_space,
     choose_k,
     describe_segments,
+    match_segments,
     name_segments,
 )
 from tests.ml import single_threaded  # noqa: F401 - autouse fixture
@@ -125,3 +128,73 @@ def test_every_segment_gets_a_unique_name_and_a_one_line_description():
     described = describe_segments(sums.profiles(), names)
     assert described["segment_name"].is_unique
     assert all("\n" not in text and "customers (" in text for text in described["description"])
+
+
+def _groups(centers: list[list[float]], sizes: list[int], seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(len(centers)), sizes)
+    points = np.asarray(centers, dtype=float)[group] + rng.normal(0, 0.3, (len(group), 3))
+    return pd.DataFrame(points, columns=["a", "b", "c"])
+
+
+def _fitted(X: pd.DataFrame, k: int, seed: int) -> Segmenter:
+    # Value from the first coordinate, so the first-time ids follow it.
+    return Segmenter(n_segments=k, random_state=seed).fit(X, X["a"].to_numpy())
+
+
+def test_a_retrain_keeps_matched_ids_gives_a_new_cluster_a_new_id_and_reports_a_vanished_one():
+    # Reference: groups near (0,0,0), (6,0,0), (0,6,0). Retrain: (0,6,0) is gone, a group at
+    # (0,0,6) appeared, and the others moved a little (different customers, other seed).
+    reference = _fitted(_groups([[0, 0, 0], [6, 0, 0], [0, 6, 0]], [300, 200, 250], 0), 3, 0)
+    retrained_X = _groups([[0.1, 0, 0], [6, 0.1, 0], [0, 0, 6]], [280, 220, 240], 1)
+    retrained = _fitted(retrained_X, 3, 5)
+    old_id = {round(c.a): segment for segment, c in reference.centroids().iterrows() if c.b < 3}
+    vanished = next(s for s, c in reference.centroids().iterrows() if c.b > 3)
+
+    match = match_segments(retrained, reference, "ref", max_distance=0.5)
+    relabelled = match.relabel(retrained)
+
+    ids = relabelled.predict(retrained_X)
+    assert set(ids[:280]) == {old_id[0]} and set(ids[280:500]) == {old_id[6]}
+    assert set(ids[500:]) == {4}  # above the reference's largest id, 3
+    assert match.new_ids == (4,) and match.vanished_ids == (vanished,)
+    assert match.kept_ids == tuple(sorted(old_id.values()))
+    assert set(retrained.predict(retrained_X)) == {1, 2, 3}  # the original is left as it was
+
+
+def test_matching_uses_only_the_columns_both_models_share():
+    X = _groups([[0, 0, 0], [6, 0, 0]], [200, 200], 0)
+    reference = _fitted(X, 2, 0)
+    # The retrained model has one more column, far off for every customer: it is ignored.
+    wider = X.assign(d=100.0)
+    retrained = Segmenter(n_segments=2, random_state=0).fit(wider, -X["a"].to_numpy())
+    match = match_segments(retrained, reference, "ref", max_distance=0.5)
+    assert match.n_shared_columns == 3 and match.new_ids == () and match.vanished_ids == ()
+    np.testing.assert_array_equal(match.relabel(retrained).predict(wider), reference.predict(X))
+
+
+def test_reference_centroids_are_moved_into_the_new_scaling_before_matching():
+    X = _groups([[0, 0, 0], [6, 0, 0]], [200, 200], 0)
+    reference = _fitted(X, 2, 0)
+    # The same customers, scaled by a new fit whose center of `a` moved by 3 units of scale
+    # 2: in the new space the groups sit at a = -1.5 and a = 1.5.
+    old = pd.DataFrame({"center": [0.0, 0.0, 0.0], "scale": [1.0, 1.0, 1.0]}, index=list("abc"))
+    new = old.assign(center=[3.0, 0.0, 0.0], scale=[2.0, 1.0, 1.0])
+    rescaled_X = X.assign(a=(X["a"] - 3.0) / 2.0)
+    retrained = _fitted(rescaled_X, 2, 0)
+    moved = centroids_in_new_space(reference, old, new)
+    assert match_segments(retrained, reference, "ref", 0.5).vanished_ids != ()
+    match = match_segments(retrained, reference, "ref", 0.5, reference_centroids=moved)
+    assert match.vanished_ids == () and max(match.distances.values()) < 0.1
+
+
+def test_kept_segments_keep_the_reference_names_and_a_new_one_never_reuses_one():
+    reference = _fitted(_groups([[0, 0, 0], [6, 0, 0]], [300, 200], 0), 2, 0)
+    retrained = _fitted(_groups([[0, 0, 0], [6, 0, 0], [0, 6, 0]], [300, 200, 100], 1), 3, 0)
+    match = match_segments(retrained, reference, "ref", 0.5)
+    reference_names = {1: ("Lapsed", "old blurb 1"), 2: ("Window shoppers", "old blurb 2")}
+    fresh = {1: ("Window shoppers", "b"), 2: ("Average customers", "b"), 3: ("Lapsed", "b")}
+    names = carry_names(fresh, reference_names, match)
+    assert {names[s] for s in match.kept_ids} == set(reference_names.values())
+    assert names[3] == ("Lapsed 3", "b")
+    assert len({name for name, _ in names.values()}) == 3

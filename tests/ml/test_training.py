@@ -84,6 +84,10 @@ def test_training_saves_the_model_and_appends_a_run_row(trained):
     assert runs["model_id"].tolist() == [report.model_id]
     assert runs.loc[0, "roc_auc"] == pytest.approx(report.metrics["roc_auc"])
     assert runs.loc[0, "artifact_sha256"] == report.metadata.artifact_sha256
+    # Three synthetic snapshots 30 days apart leave no 90-day backtest window: said, not faked.
+    assert report.revenue.backtest.windows == ()
+    assert "0 of 3 windows" in report.revenue.backtest.notes[0]
+    assert runs.loc[0, ["backtest_roc_auc", "value_models_note"]].isna().all()
     assert any(line.startswith("fitting 3 hist_gradient_boosting candidates") for line in lines)
 
 
@@ -208,6 +212,45 @@ def test_too_few_repeat_buyers_leave_bg_nbd_not_fitted_with_a_warning(tmp_path):
     assert "bg_nbd" not in report.metadata.baselines
     assert f"| baseline: bg_nbd (not fitted: {cause}) | — |" in report.to_markdown()
     assert report.metadata.extra["value_models"]["as_of"]["reason"] == cause
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        (note,) = con.execute(f"select value_models_note from {MODEL_RUNS_TABLE}").fetchone()
+    assert note == f"value models as of 2025-10-01: {cause}"
+
+
+def test_a_shop_without_order_amounts_trains_without_a_spend_model_and_says_why(tmp_path):
+    settings = settings_for(tmp_path)
+    training, features = synthetic_marts(n_snapshots=4)
+    no_amounts = pa.nulls(training.num_rows, pa.float64())
+    training = training.set_column(
+        training.column_names.index("revenue_in_horizon"), "revenue_in_horizon", no_amounts
+    )
+    write_warehouse(
+        settings.warehouse, {"ml.training_examples": training, "ml.customer_features": features}
+    )
+    lines: list[str] = []
+    report = train(settings, FAST, lines.append)
+    cause = "0 training rows have a positive revenue in the horizon; a spend model needs at least"
+    assert any(
+        line.startswith("warning: predicted_revenue and predicted_clv are null: " + cause)
+        for line in lines
+    ), lines
+    assert report.revenue.spend is None
+    # The purchase model and its backtest do not depend on revenue.
+    assert report.revenue.backtest.windows[0].purchase["model"]["roc_auc"] > 0.6
+    assert report.revenue.backtest.windows[0].revenue == {}
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        (note, capture) = con.execute(
+            f"select value_models_note, backtest_revenue_capture from {MODEL_RUNS_TABLE}"
+        ).fetchone()
+    assert note.startswith("value models as of") and "spend model: 0 training rows" in note
+    assert capture is None
+    score(settings, n_threads=1)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        counts = con.execute(
+            "select count(*), count(purchase_probability), count(predicted_revenue)"
+            " from predictions.customer_scores"
+        ).fetchone()
+    assert counts[0] == counts[1] > 0 and counts[2] == 0
 
 
 def test_a_warehouse_without_value_inputs_trains_and_says_to_rebuild(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from ml import warehouse
@@ -35,3 +36,13 @@ def test_a_cap_lowers_the_limit_but_never_raises_it(tmp_path, monkeypatch):
     assert _memory_limit(tmp_path / "d.duckdb", cap="1GiB") == "1.0 GiB"
     monkeypatch.setenv("SEGMART_MEMORY_LIMIT", "500MB")
     assert _memory_limit(tmp_path / "e.duckdb", cap="1GiB") == "476.8 MiB"
+
+
+def test_appended_rows_match_columns_by_name_and_add_the_ones_an_older_table_lacks(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with warehouse.connect(path) as con:
+        warehouse.append_rows(con, "predictions.runs", pa.table({"id": ["a"], "auc": [0.8]}))
+        newer = pa.table({"note": ["why"], "auc": [0.9], "id": ["b"]})
+        warehouse.append_rows(con, "predictions.runs", newer)
+        rows = con.execute("select id, auc, note from predictions.runs order by id").fetchall()
+    assert rows == [("a", 0.8, None), ("b", 0.9, "why")]
