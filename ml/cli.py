@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from ml import cli_output
-from ml.config import Settings
+from ml.config import Settings, dbt_var_defaults
 from ml.errors import SegmartError
 
 app = typer.Typer(
@@ -31,7 +31,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-models_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Inspect the model registry and promote the champion.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 stdout = Console()
@@ -81,8 +83,15 @@ MappingOption = Annotated[
     ),
 ]
 HorizonOption = Annotated[
-    int,
-    typer.Option("--horizon-days", min=1, max=3650, help="Label window length in days."),
+    int | None,
+    typer.Option(
+        "--horizon-days",
+        min=1,
+        max=3650,
+        show_default=False,
+        help="Label window length in days (default: horizon_days in dbt_project.yml, "
+        f"{dbt_var_defaults()['horizon_days']}).",
+    ),
 ]
 JsonOption = Annotated[
     bool,
@@ -108,7 +117,7 @@ def _settings(
     raw_dir: Path | None,
     warehouse: Path | None,
     as_of: datetime | None,
-    horizon_days: int,
+    horizon_days: int | None,
     mapping: str | None = None,
 ) -> Settings:
     return Settings().with_overrides(
@@ -234,11 +243,12 @@ def generate(
         typer.Option("--format", help="File format of raw tables (standard shape only)."),
     ] = "parquet",
     shape: Annotated[
-        Literal["standard", "transactions", "minimal"],
+        Literal["standard", "transactions", "minimal", "channel_consent"],
         typer.Option(
             help="Which files: standard (the whole contract), transactions (one CSV purchase "
-            "log customer_id,date,amount of a single cohort) or minimal (customers and "
-            "orders CSV with the required columns only)."
+            "log customer_id,date,amount of a single cohort), minimal (customers and "
+            "orders CSV with the required columns only) or channel_consent (standard as CSV "
+            "plus email/sms/push consent columns)."
         ),
     ] = "standard",
 ) -> None:
@@ -270,7 +280,7 @@ def build(
     raw_dir: RawDirOption = None,
     warehouse: WarehouseOption = None,
     as_of: AsOfOption = None,
-    horizon_days: HorizonOption = 90,
+    horizon_days: HorizonOption = None,
     stats_as_of: Annotated[
         datetime | None,
         typer.Option(
@@ -306,7 +316,7 @@ def train(
     raw_dir: RawDirOption = None,
     warehouse: WarehouseOption = None,
     as_of: AsOfOption = None,
-    horizon_days: HorizonOption = 90,
+    horizon_days: HorizonOption = None,
     algorithm: AlgorithmOption = "hist_gradient_boosting",
     segments: Annotated[
         int | None, typer.Option(min=2, max=20, help="Number of segments (default: automatic).")
@@ -344,8 +354,14 @@ def score(
     raw_dir: RawDirOption = None,
     warehouse: WarehouseOption = None,
     as_of: AsOfOption = None,
-    horizon_days: HorizonOption = 90,
-    model: Annotated[str, typer.Option(help="Model id, or 'latest'.")] = "latest",
+    horizon_days: HorizonOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model id, 'champion' or 'latest' (default: the champion, else the latest).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
     markdown: MarkdownOption = None,
 ) -> None:
@@ -353,11 +369,15 @@ def score(
 
     Prints the propensity deciles, the segments and the most drifted features.
 
-    Example: segmart score --model latest
+    Example: segmart score --model champion
     """
+    from ml.registry import default_model_ref
     from ml.scoring import score as score_customers
 
     settings = _settings(raw_dir, warehouse, as_of, horizon_days)
+    if model is None:
+        model, note = default_model_ref(settings.models_dir)
+        _warn([note] if note else [], prefix="note: ")
     with console.status("scoring") as status:
         report = score_customers(settings, model, progress=lambda msg: status.update(msg))
     _warn(report.warnings)
@@ -375,22 +395,41 @@ def run(
     raw_dir: RawDirOption = None,
     warehouse: WarehouseOption = None,
     as_of: AsOfOption = None,
-    horizon_days: HorizonOption = 90,
+    horizon_days: HorizonOption = None,
     algorithm: AlgorithmOption = "hist_gradient_boosting",
     random_state: Annotated[int, typer.Option(help="Seed for every random step.")] = 42,
     mapping: MappingOption = None,
+    retrain: Annotated[
+        bool, typer.Option(help="Train a new model even if the champion is fit to score.")
+    ] = False,
+    promote: Annotated[
+        bool,
+        typer.Option(help="If this run trains, make its model the champion without the backtest."),
+    ] = False,
+    max_model_age_days: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            show_default=False,
+            help="Retrain when the champion's as_of is more than this many days before as_of "
+            f"(default {Settings.max_model_age_days}).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     markdown: MarkdownOption = None,
 ) -> None:
-    """Run the whole pipeline: build, train, score, marketing marts, export, publish, report.
+    """Run the whole pipeline: build, score with the champion or train, marketing, BI, report.
 
-    Prints the train and score tables, every warning again, and where the results are.
+    The champion scores with its own feature statistics unless --retrain, it is too old or its
+    inputs drifted; a new model is promoted only if it beats the champion's backtest (or with
+    --promote). Prints the decision, the tables, every warning again, and where the results are.
 
     Example: segmart run --raw-dir data/demo/raw
     """
     from ml.pipeline import run_pipeline
 
     settings = _settings(raw_dir, warehouse, as_of, horizon_days, mapping)
+    settings = settings.with_overrides(max_model_age_days=max_model_age_days)
     _check_raw_dir(settings)
     result = run_pipeline(
         settings,
@@ -399,6 +438,8 @@ def run(
         build=build_warehouse,
         # soft_wrap: a warning stays one line, whatever the width (rich wraps at 80 in a pipe).
         log=functools.partial(console.print, soft_wrap=True),
+        retrain=retrain,
+        promote=promote,
     )
     _write_markdown(markdown, "\n".join(result.lines))
     if as_json:
@@ -431,7 +472,7 @@ def export(warehouse: WarehouseOption = None) -> None:
     from ml.coverage import data_gaps
     from ml.pipeline import export_step
 
-    settings = _settings(None, warehouse, None, 90)
+    settings = _settings(None, warehouse, None, None)
     with console.status("exporting audiences"):
         directory = export_step(settings)
     _warn([gap.line for gap in data_gaps(settings) if gap.key == "consent"], prefix="")
@@ -449,7 +490,7 @@ def publish(warehouse: WarehouseOption = None) -> None:
     """
     from ml.pipeline import publish_step
 
-    settings = _settings(None, warehouse, None, 90)
+    settings = _settings(None, warehouse, None, None)
     with console.status("publishing the BI tables"):
         published = publish_step(settings)
     stdout.print(f"BI tables:  {published} (open read-only)", soft_wrap=True, highlight=False)
@@ -457,7 +498,7 @@ def publish(warehouse: WarehouseOption = None) -> None:
 
 @app.command()
 @user_errors
-def report(warehouse: WarehouseOption = None, horizon_days: HorizonOption = 90) -> None:
+def report(warehouse: WarehouseOption = None, horizon_days: HorizonOption = None) -> None:
     """Write the HTML report again (reports/segmart_report.html), from the current warehouse.
 
     Needs the scores; the marketing charts need the marketing marts.
@@ -484,7 +525,7 @@ def forget(
     """
     from ml.privacy import forget_customer
 
-    settings = _settings(None, warehouse, None, 90)
+    settings = _settings(None, warehouse, None, None)
     stdout.print(forget_customer(settings, customer_id).summary())
     console.print(
         "the raw files still hold this customer: their owner must delete them there "
@@ -499,13 +540,42 @@ def models_list(as_json: JsonOption = False) -> None:
 
     Example: segmart models list
     """
-    from ml.registry import list_models
+    from ml.registry import champion_id, list_models
 
-    models = [cli_output.model_summary(meta) for meta in list_models(Settings().models_dir)]
+    models_dir = Settings().models_dir
+    champion = champion_id(models_dir)
+    models = [
+        cli_output.model_summary(meta) | {"is_champion": meta.model_id == champion}
+        for meta in list_models(models_dir)
+    ]
     if as_json:
         _print_json(models)
-    else:
-        _print_tables([cli_output.models_table(models, stdout.width, stdout)])
+        return
+    marked = [
+        model | {"model_id": f"{model['model_id']} (champion)"} if model["is_champion"] else model
+        for model in models
+    ]
+    _print_tables([cli_output.models_table(marked, stdout.width, stdout)])
+
+
+@models_app.command("promote")
+@user_errors
+def models_promote(
+    model_id: Annotated[str, typer.Argument(help="Id of the model to make the champion.")],
+    warehouse: WarehouseOption = None,
+    reason: Annotated[
+        str, typer.Option(help="Why, recorded in predictions.model_promotions.")
+    ] = "promoted by hand",
+) -> None:
+    """Make a model the champion that `segmart score` and `segmart run` use.
+
+    Example: segmart models promote 20251001T120000Z-1a2b3c4d
+    """
+    from ml.registry import promote
+
+    settings = _settings(None, warehouse, None, None)
+    marker = promote(settings, model_id, reason)
+    stdout.print(f"champion: {marker.model_id} ({marker.reason})", soft_wrap=True, highlight=False)
 
 
 @models_app.command("show")

@@ -7,7 +7,10 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import cache
 from pathlib import Path
+
+import yaml
 
 from ml.errors import SegmartError
 
@@ -30,6 +33,17 @@ HASH_KEY_FILE = ".segmart_hash_key"
 DBT_HASH_KEY_VARIABLE = "DBT_ENV_SECRET_SEGMART_HASH_KEY"
 
 
+@cache
+def dbt_var_defaults() -> dict:
+    """The defaults of the dbt vars, read from their one home: `vars:` in dbt_project.yml.
+
+    Settings takes its point-in-time defaults from here, so a `dbt build` by hand and the CLI
+    cannot disagree.
+    """
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    return project["vars"]
+
+
 def _env_path(name: str, default: Path | None = None) -> Path | None:
     value = os.environ.get(name)
     return Path(value).expanduser().resolve() if value else default
@@ -48,8 +62,9 @@ def _default_warehouse() -> Path:
 class Settings:
     """Where segmart reads and writes, and the point in time it works at.
 
-    Every command-line option that touches data maps onto one field here; the environment
-    variables give the defaults so that `dbt build` by hand and the CLI agree. A warehouse is a
+    Every command-line option that touches data maps onto one field here and defaults to it;
+    the environment variables and the dbt vars of dbt_project.yml (`horizon_days`) give the
+    defaults, so that `dbt build` by hand and the CLI agree. A warehouse is a
     workspace: what is derived from it (models, the published BI copy, reports, exports,
     landing, the hash key) lives in `workspace` unless a directory is given explicitly (an
     argument or `SEGMART_<NAME>_DIR`); `with_overrides(warehouse=...)` moves what was derived.
@@ -69,7 +84,11 @@ class Settings:
     # A mapping of the shop's own export: a YAML file or a shipped name (ml/ingest/mappings).
     mapping: str | None = field(default_factory=lambda: os.environ.get("SEGMART_MAPPING") or None)
     as_of: date | None = None
-    horizon_days: int = 90
+    horizon_days: int = field(default_factory=lambda: int(dbt_var_defaults()["horizon_days"]))
+    # `segmart run` retrains when the champion's as_of is more than this many days before as_of,
+    # or when one of its inputs drifted above this PSI (twice the drift warning's 0.25).
+    max_model_age_days: int = 90
+    retrain_drift_psi: float = 0.5
     target: str = field(default_factory=lambda: os.environ.get("SEGMART_TARGET", "dev"))
     # The oldest DuckDB storage format that holds the BI tables' types, so 1.x clients open it.
     bi_storage_version: str = field(

@@ -7,6 +7,9 @@ re-run one of them on the current warehouse; each checks its inputs first and na
 that makes them. What the data lacks (an optional table, marketing consent) is not a failure: the
 run succeeds, says so in one line per gap (through `log` and in the summary), and the report
 and the export say it again where the missing results would be.
+
+The model step (`ml.lifecycle.model_step`) scores with the champion, or trains and decides
+whether the new model replaces it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ml.config import Settings
 from ml.errors import SegmartError
+from ml.lifecycle import model_step
 
 if TYPE_CHECKING:
     from ml.scoring import ScoreReport
@@ -67,6 +71,8 @@ def run_pipeline(
     random_state: int,
     build: Callable[..., None],
     log: Callable[[str], None] = print,
+    retrain: bool = False,
+    promote: bool = False,
 ) -> PipelineResult:
     """Run every step; `build(settings, selector=...)` runs dbt with progress.
 
@@ -77,10 +83,14 @@ def run_pipeline(
     algorithm, random_state
         Passed to training.
     build : callable
-        Runs a dbt selector (`warehouse`, then `marketing`).
+        Runs a dbt selector (`warehouse`, then `marketing`); `stats_as_of=` reuses the
+        preprocessing statistics fitted at that as_of.
     log : callable
         Receives progress messages and, once each, the run's warning and note lines (one line
         each: a gap in the data, a drifted feature, a model that does not beat a baseline).
+    retrain, promote
+        Train even if the champion is fit to score; make the new model the champion without
+        the backtest (see `model_step`).
 
     Returns
     -------
@@ -88,29 +98,33 @@ def run_pipeline(
         Paths of the results, the train and score reports, and the warning lines.
     """
     _import_steps()
+    from ml.activation import export_audiences
     from ml.coverage import data_gaps
-    from ml.scoring import score
-    from ml.training import TrainOptions, train
+    from ml.publish import publish
+    from ml.report import write_report
+    from ml.training import TrainOptions
 
     result = PipelineResult(warehouse=settings.warehouse)
-    build(settings, selector="warehouse")
-    trained = train(settings, TrainOptions(algorithm=algorithm, random_state=random_state), log)
-    result.trained = trained
-    result.lines.append(trained.to_markdown())
-    scored = score(settings, "latest", log)
-    result.scored = scored
+    options = TrainOptions(algorithm=algorithm, random_state=random_state)
+    trained, scored = model_step(settings, options, build, log, retrain, promote)
+    result.trained, result.scored = trained, scored
+    if trained is not None:
+        result.lines.append(trained.to_markdown())
     result.lines.append(scored.to_markdown())
     # Train and score log their warnings as they happen; the summary repeats every one at the end.
-    result.warnings += [f"warning: {line}" for line in (*trained.warnings, *scored.warnings)]
+    warned = (*(trained.warnings if trained else ()), *scored.warnings)
+    result.warnings += [f"warning: {line}" for line in warned]
     build(settings, selector="marketing")
     gaps = data_gaps(settings)
     for gap in gaps:
         log(gap.line)
         result.warnings.append(gap.line)
-    result.exports = export_step(settings)
+    # Once for the three steps: the run just wrote what they need.
+    check_step_inputs(settings)
+    result.exports = export_audiences(settings)
     result.exports_empty = any(gap.key == "consent" for gap in gaps)
-    result.published = publish_step(settings)
-    result.report = report_step(settings)
+    result.published = publish(settings)
+    result.report = write_report(settings)
     return result
 
 

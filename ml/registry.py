@@ -4,6 +4,10 @@ Every trained model lives in `<models_dir>/<model_id>/`: `model.skops` (the fitt
 serialised with skops, never pickle), `metadata.json` (what it was trained on, how well it did,
 the artifact's sha256) and `report.md`. Loading checks the sha256 first, then refuses any type
 in the artifact outside an explicit allow-list before anything is deserialised.
+
+One model is the champion (`<models_dir>/champion.json`, swapped atomically; every promotion is
+also a row of `predictions.model_promotions`): what `segmart score` and `segmart run` use
+unless told otherwise.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ import os
 import shutil
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pyarrow as pa
 import skops.io as sio
 
 from ml.customer_value import ValueModels
@@ -23,7 +30,11 @@ from ml.drift import DriftReference
 from ml.errors import SegmartError
 from ml.explain import ReasonCoder
 from ml.propensity import PropensityModel
+from ml.revenue import SpendModel
 from ml.segments import Segmenter
+
+if TYPE_CHECKING:
+    from ml.config import Settings
 
 ARTIFACT = "model.skops"
 METADATA = "metadata.json"
@@ -37,6 +48,7 @@ ALLOWED_TYPES = frozenset(
         "ml.drift.DriftReference",
         "ml.explain.ReasonCoder",
         "ml.propensity.PropensityModel",
+        "ml.revenue.SpendModel",
         "ml.segments.Segmenter",
         "ml.value.bgnbd.BetaGeoModel",
         "ml.value.gamma_gamma.GammaGammaModel",
@@ -114,11 +126,14 @@ class LoadedModel:
     reasons: ReasonCoder
     # BG/NBD and Gamma-Gamma fitted at as_of; None in models trained before they existed.
     value: ValueModels | None = None
+    # Expected spend given a purchase; None when the shop's revenue could not support it.
+    spend: SpendModel | None = None
 
     def artifact(self) -> dict:
         """What goes into `model.skops` (everything but the metadata)."""
         return {
             "value": self.value,
+            "spend": self.spend,
             "propensity": self.propensity,
             "segmenter": self.segmenter,
             "segment_names": {int(k): list(v) for k, v in self.segment_names.items()},
@@ -197,18 +212,21 @@ def list_models(models_dir: Path) -> list[ModelMetadata]:
 
 
 def load_metadata(models_dir: Path, model_ref: str = LATEST) -> ModelMetadata:
-    """Metadata of the model `model_ref`: a model id, or "latest".
+    """Metadata of the model `model_ref`: a model id, "latest" or "champion".
 
     Raises
     ------
     SegmartError
-        No models yet, or an unknown id.
+        No models yet, an unknown id, no champion, or a champion that is gone or was changed
+        since its promotion.
     """
     models = list_models(models_dir)
     if not models:
         raise SegmartError(f"no trained models in {models_dir}: run `segmart train` first")
     if model_ref == LATEST:
         return models[-1]
+    if model_ref == CHAMPION:
+        return _champion_metadata(models_dir, models)
     for metadata in models:
         if metadata.model_id == model_ref:
             return metadata
@@ -229,6 +247,27 @@ def load_model(models_dir: Path, model_ref: str = LATEST) -> LoadedModel:
         types outside `ALLOWED_TYPES`.
     """
     metadata = load_metadata(models_dir, model_ref)
+    artifact = _load_trusted(verified_artifact(models_dir, metadata))
+    return LoadedModel(
+        metadata=metadata,
+        propensity=artifact["propensity"],
+        segmenter=artifact["segmenter"],
+        segment_names={int(k): (v[0], v[1]) for k, v in artifact["segment_names"].items()},
+        drift=artifact["drift"],
+        reasons=artifact["reasons"],
+        value=artifact.get("value"),
+        spend=artifact.get("spend"),
+    )
+
+
+def verified_artifact(models_dir: Path, metadata: ModelMetadata) -> Path:
+    """The path of a model's artifact, once its sha256 matches the one recorded at training.
+
+    Raises
+    ------
+    SegmartError
+        The artifact is missing or was modified after training.
+    """
     path = models_dir / metadata.model_id / ARTIFACT
     if not path.is_file():
         raise SegmartError(f"model artifact {path} is missing: retrain with `segmart train`")
@@ -238,16 +277,7 @@ def load_model(models_dir: Path, model_ref: str = LATEST) -> LoadedModel:
             f"model artifact {path} was modified after training (sha256 {digest[:12]}... but "
             f"metadata.json records {metadata.artifact_sha256[:12]}...): restore it or retrain"
         )
-    artifact = _load_trusted(path)
-    return LoadedModel(
-        metadata=metadata,
-        propensity=artifact["propensity"],
-        segmenter=artifact["segmenter"],
-        segment_names={int(k): (v[0], v[1]) for k, v in artifact["segment_names"].items()},
-        drift=artifact["drift"],
-        reasons=artifact["reasons"],
-        value=artifact.get("value"),
-    )
+    return path
 
 
 def _load_trusted(path: Path) -> dict:
@@ -265,7 +295,178 @@ def _load_trusted(path: Path) -> dict:
         )
     artifact = sio.load(path, trusted=untrusted)
     expected = {"propensity", "segmenter", "segment_names", "drift", "reasons"}
-    # Models saved before the value models lack "value".
-    if not isinstance(artifact, dict) or set(artifact) - {"value"} != expected:
+    # Models saved before the value and spend models lack "value" and "spend".
+    if not isinstance(artifact, dict) or set(artifact) - {"value", "spend"} != expected:
         raise SegmartError(f"model artifact {path} does not hold a segmart model")
     return artifact
+
+
+# --- The champion: the model `segmart score` and `segmart run` use unless told otherwise ---
+
+CHAMPION = "champion"
+CHAMPION_FILE = "champion.json"
+PROMOTIONS_TABLE = "predictions.model_promotions"
+_PROMOTION_SCHEMA = pa.schema(
+    [
+        ("model_id", pa.string()),
+        ("promoted_at", pa.timestamp("us")),
+        ("previous_model_id", pa.string()),
+        ("reason", pa.string()),
+        ("artifact_sha256", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ChampionMarker:
+    """`<models_dir>/champion.json`: which model is the champion, since when and why."""
+
+    model_id: str
+    promoted_at: str
+    reason: str
+    artifact_sha256: str
+
+
+def read_champion(models_dir: Path) -> ChampionMarker | None:
+    """The champion marker, or None when no model was ever promoted.
+
+    Raises
+    ------
+    SegmartError
+        The marker exists but cannot be read.
+    """
+    path = models_dir / CHAMPION_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        return ChampionMarker(**{f.name: str(raw[f.name]) for f in fields(ChampionMarker)})
+    except (ValueError, KeyError, TypeError) as error:
+        raise SegmartError(
+            f"champion marker {path} is unreadable ({error}): promote a model again with"
+            " `segmart models promote ID`"
+        ) from error
+
+
+def champion_id(models_dir: Path) -> str | None:
+    """Id of the promoted model, or None when no model was ever promoted.
+
+    Parameters
+    ----------
+    models_dir : Path
+        The registry directory (`Settings.models_dir`).
+
+    Returns
+    -------
+    str or None
+        The id recorded in `champion.json`; callers that need a model anyway fall back to
+        `LATEST`.
+    """
+    marker = read_champion(models_dir)
+    return marker.model_id if marker else None
+
+
+def default_model_ref(models_dir: Path) -> tuple[str, str | None]:
+    """What to score with when no model is named: the champion, else the latest model.
+
+    Returns
+    -------
+    (str, str or None)
+        The model reference, and a one-line note when it falls back to the latest model.
+    """
+    if champion_id(models_dir) is not None:
+        return CHAMPION, None
+    return LATEST, (
+        "no champion promoted yet: using the latest model (promote one with"
+        " `segmart models promote ID`)"
+    )
+
+
+def _champion_metadata(models_dir: Path, models: list[ModelMetadata]) -> ModelMetadata:
+    """The champion's metadata, refused when it is gone or differs from what was promoted."""
+    marker = read_champion(models_dir)
+    if marker is None:
+        raise SegmartError(
+            f"no champion in {models_dir}: promote a model with `segmart models promote ID`"
+            " (see `segmart models list`)"
+        )
+    found = [metadata for metadata in models if metadata.model_id == marker.model_id]
+    if not found:
+        raise SegmartError(
+            f"champion {marker.model_id} is no longer in {models_dir}: promote another model"
+            " with `segmart models promote ID`, or train a new one with `segmart run --retrain`"
+        )
+    if found[0].artifact_sha256 != marker.artifact_sha256:
+        raise SegmartError(
+            f"champion {marker.model_id} was changed after its promotion (its metadata.json"
+            f" records artifact sha256 {found[0].artifact_sha256[:12]}..., promoted with"
+            f" {marker.artifact_sha256[:12]}...): restore it, promote another model or"
+            " `segmart run --retrain`"
+        )
+    return found[0]
+
+
+def promote(settings: Settings, model_id: str, reason: str) -> ChampionMarker:
+    """Make a model the champion: record the promotion, then swap `champion.json`.
+
+    The model must exist and its artifact must verify (sha256 and type allow-list) before
+    anything is written. The row in `predictions.model_promotions` is appended first and the
+    marker replaced atomically after it, so a failure leaves the previous champion in place.
+
+    Parameters
+    ----------
+    settings : Settings
+        The registry (`models_dir`) and the warehouse that records promotions.
+    model_id : str
+        The model to promote (not "latest": a promotion names what it promotes).
+    reason : str
+        Why, in one line: kept in the promotions table and the marker.
+
+    Returns
+    -------
+    ChampionMarker
+        The new marker.
+
+    Raises
+    ------
+    SegmartError
+        Unknown id, an artifact that fails verification, or no warehouse; nothing is changed.
+    """
+    from ml import warehouse
+
+    metadata = load_metadata(settings.models_dir, model_id)
+    if metadata.model_id != model_id:
+        raise SegmartError(f"promote a model by its id, not {model_id!r} (`segmart models list`)")
+    _load_trusted(verified_artifact(settings.models_dir, metadata))
+    if not settings.warehouse.is_file():
+        raise SegmartError(
+            f"warehouse {settings.warehouse} does not exist: pass the --warehouse the model was"
+            " trained on"
+        )
+    previous = champion_id(settings.models_dir)
+    marker = ChampionMarker(
+        model_id=model_id,
+        promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        reason=reason,
+        artifact_sha256=metadata.artifact_sha256,
+    )
+    draft = settings.models_dir / f".{CHAMPION_FILE}.{os.getpid()}.tmp"
+    draft.write_text(json.dumps(asdict(marker), indent=2) + "\n")
+    try:
+        with warehouse.connect(settings.warehouse) as con:
+            warehouse.append_rows(con, PROMOTIONS_TABLE, _promotion_row(marker, previous))
+        os.replace(draft, settings.models_dir / CHAMPION_FILE)
+    finally:
+        draft.unlink(missing_ok=True)
+    return marker
+
+
+def _promotion_row(marker: ChampionMarker, previous: str | None) -> pa.Table:
+    row = {
+        "model_id": marker.model_id,
+        "promoted_at": datetime.fromisoformat(marker.promoted_at).replace(tzinfo=None),
+        "previous_model_id": previous,
+        "reason": marker.reason,
+        "artifact_sha256": marker.artifact_sha256,
+    }
+    return pa.Table.from_pylist([row], schema=_PROMOTION_SCHEMA)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -132,8 +133,11 @@ def test_a_wide_terminal_shows_every_metric(scored: tuple[Path, Result, Result])
     assert "F1" in result.stdout and "more column" not in result.stdout
 
 
-def test_train_json_is_the_only_thing_on_stdout(scored: tuple[Path, Result, Result]) -> None:
-    root, _, _ = scored
+def test_train_json_is_the_only_thing_on_stdout(
+    scored: tuple[Path, Result, Result], tmp_path: Path
+) -> None:
+    # A copy: the shared root keeps its single model for the promotion tests.
+    root = Path(shutil.copytree(scored[0], tmp_path / "cli"))
     result = invoke(root, "train", *TRAIN_OPTIONS, "--random-state", "1", "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -183,3 +187,42 @@ def test_run_json_says_where_the_results_are_and_repeats_the_warnings(tmp_path: 
     assert data["exports"] == str(tmp_path / "exports" / "2025-10-01")
     assert data["exports_empty"] is True and data["warnings"] == ["warning: a"]
     assert {"warehouse", "published", "report", "train", "score"} <= set(data)
+
+
+def test_score_uses_the_promoted_champion_and_without_one_the_latest_with_a_note(
+    scored: tuple[Path, Result, Result], tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(scored[0], tmp_path / "cli"))
+    fallback = invoke(root, "score", "--json")
+    assert fallback.exit_code == 0, fallback.stderr
+    [note] = [line for line in fallback.stderr.splitlines() if "champion" in line]
+    assert note.startswith("note: no champion promoted yet: using the latest model")
+    first = json.loads(fallback.stdout)["model_id"]
+    # A later model: a copy under a later id (training again would only take longer).
+    latest = "29990101T000000Z-11111111"
+    shutil.copytree(root / "models" / first, root / "models" / latest)
+    metadata = json.loads((root / "models" / latest / "metadata.json").read_text())
+    metadata |= {"model_id": latest, "trained_at": "2999-01-01T00:00:00+00:00"}
+    (root / "models" / latest / "metadata.json").write_text(json.dumps(metadata))
+    promoted = invoke(root, "models", "promote", first, "--reason", "the reviewed one")
+    assert promoted.exit_code == 0, promoted.stderr
+    assert promoted.stdout.strip() == f"champion: {first} (the reviewed one)"
+    again = invoke(root, "score", "--json")
+    assert again.exit_code == 0 and "champion" not in again.stderr
+    assert json.loads(again.stdout)["model_id"] == first != latest
+    listed = json.loads(invoke(root, "models", "list", "--json").stdout)
+    assert {m["model_id"]: m["is_champion"] for m in listed} == {first: True, latest: False}
+    assert f"{first} (champion)" in invoke(root, "models", "list", columns=200).stdout
+
+
+def test_promoting_an_unknown_model_is_one_line_and_keeps_the_champion(
+    scored: tuple[Path, Result, Result], tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(scored[0], tmp_path / "cli"))
+    [model] = json.loads(invoke(root, "models", "list", "--json").stdout)
+    assert invoke(root, "models", "promote", model["model_id"]).exit_code == 0
+    result = invoke(root, "models", "promote", "nope")
+    assert result.exit_code == 1 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: unknown model id 'nope'")
+    assert json.loads(invoke(root, "models", "list", "--json").stdout)[0]["is_champion"]

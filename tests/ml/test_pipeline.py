@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from ml import pipeline
+from ml.config import Settings
 from ml.pipeline import PipelineResult, run_pipeline
 from tests.conftest import make_settings
 
@@ -46,4 +49,30 @@ def test_the_summary_repeats_every_warning_and_says_when_the_export_is_empty(
     assert lines[-1] == (
         f"audiences:  {tmp_path / 'exports' / '2025-10-01'}"
         " (empty files: no customer has marketing consent)"
+    )
+
+
+def test_the_inputs_of_export_publish_and_report_are_checked_once_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path / "raw", tmp_path / "segmart.duckdb", tmp_path)
+    scored = SimpleNamespace(warnings=(), to_markdown=lambda: "## scores")
+    checks: list[Settings] = []
+    monkeypatch.setattr(pipeline, "model_step", lambda *args: (None, scored))
+    monkeypatch.setattr(pipeline, "check_step_inputs", checks.append)
+    monkeypatch.setattr("ml.coverage.data_gaps", lambda settings: [])
+    for module, step in [
+        ("ml.activation", "export_audiences"),
+        ("ml.publish", "publish"),
+        ("ml.report", "write_report"),
+    ]:
+        monkeypatch.setattr(f"{module}.{step}", lambda settings, step=step: tmp_path / step)
+    result = run_pipeline(
+        settings, "logistic_regression", 0, lambda settings, selector: None, lambda line: None
+    )
+    assert checks == [settings]
+    assert (result.exports, result.published, result.report) == (
+        tmp_path / "export_audiences",
+        tmp_path / "publish",
+        tmp_path / "write_report",
     )

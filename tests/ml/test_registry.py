@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
-from ml import registry
+from ml import registry, warehouse
 from ml.errors import SegmartError
 from ml.propensity import ALGORITHMS, PropensityModel, fit_cross_fitted
 from ml.registry import ALLOWED_TYPES, ARTIFACT, METADATA
@@ -132,3 +132,100 @@ def test_the_allow_list_covers_every_algorithm_calibration_and_the_averaging(
     final, _ = fit_cross_fitted(algorithm, small.get(algorithm, {}), method, 0, halves, halves)
     sio.dump({"propensity": PropensityModel(final, tuple(X.columns))}, tmp_path / "m.skops")
     assert set(sio.get_untrusted_types(file=tmp_path / "m.skops")) <= ALLOWED_TYPES
+
+
+# --- The champion ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lifecycle(trained, models_dir, tmp_path):
+    """Settings over the private registry copy and an empty warehouse of its own."""
+    settings = replace(
+        settings_for(tmp_path), models_dir=models_dir, warehouse=tmp_path / "w.duckdb"
+    )
+    with warehouse.connect(settings.warehouse):
+        pass
+    return settings
+
+
+def _promotions(settings) -> list[tuple]:
+    with warehouse.connect(settings.warehouse, read_only=True) as con:
+        if not warehouse.table_exists(con, registry.PROMOTIONS_TABLE):
+            return []
+        sql = f"select model_id, previous_model_id, reason from {registry.PROMOTIONS_TABLE}"
+        return con.execute(sql).fetchall()
+
+
+def _second_model(models_dir: Path, model_id: str) -> str:
+    """A copy of a model under a later id: a second, equally valid registry entry."""
+    other = "29990101T000000Z-11111111"
+    shutil.copytree(models_dir / model_id, models_dir / other)
+    metadata = json.loads((models_dir / other / METADATA).read_text())
+    metadata |= {"model_id": other, "trained_at": "2999-01-01T00:00:00+00:00"}
+    (models_dir / other / METADATA).write_text(json.dumps(metadata))
+    return other
+
+
+def test_without_a_promotion_there_is_no_champion_and_scoring_falls_back_to_latest(lifecycle):
+    assert registry.champion_id(lifecycle.models_dir) is None
+    ref, note = registry.default_model_ref(lifecycle.models_dir)
+    assert ref == registry.LATEST and "segmart models promote" in note and "\n" not in note
+    with pytest.raises(SegmartError, match=r"no champion in .*segmart models promote"):
+        registry.load_model(lifecycle.models_dir, registry.CHAMPION)
+
+
+def test_promoting_marks_the_champion_records_why_and_loads_it_by_name(trained, lifecycle):
+    first = trained.model_id
+    other = _second_model(lifecycle.models_dir, first)
+    registry.promote(lifecycle, first, "first model")
+    registry.promote(lifecycle, other, "beat it")
+    assert registry.champion_id(lifecycle.models_dir) == other
+    assert registry.default_model_ref(lifecycle.models_dir) == (registry.CHAMPION, None)
+    assert registry.load_model(lifecycle.models_dir, registry.CHAMPION).metadata.model_id == other
+    assert _promotions(lifecycle) == [(first, None, "first model"), (other, first, "beat it")]
+    marker = json.loads((lifecycle.models_dir / registry.CHAMPION_FILE).read_text())
+    assert marker["model_id"] == other and marker["reason"] == "beat it"
+    assert not list(lifecycle.models_dir.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("model_ref", ["nope", registry.LATEST, registry.CHAMPION])
+def test_promoting_anything_but_a_known_id_is_a_one_line_error_that_changes_nothing(
+    trained, lifecycle, model_ref
+):
+    registry.promote(lifecycle, trained.model_id, "first model")
+    marker = (lifecycle.models_dir / registry.CHAMPION_FILE).read_bytes()
+    with pytest.raises(SegmartError) as error:
+        registry.promote(lifecycle, model_ref, "oops")
+    assert "\n" not in str(error.value)
+    assert (lifecycle.models_dir / registry.CHAMPION_FILE).read_bytes() == marker
+    assert _promotions(lifecycle) == [(trained.model_id, None, "first model")]
+
+
+def test_promoting_a_model_whose_artifact_fails_its_checksum_changes_nothing(trained, lifecycle):
+    other = _second_model(lifecycle.models_dir, trained.model_id)
+    registry.promote(lifecycle, trained.model_id, "first model")
+    artifact = lifecycle.models_dir / other / ARTIFACT
+    artifact.write_bytes(artifact.read_bytes()[:-10])
+    with pytest.raises(SegmartError, match="was modified after training"):
+        registry.promote(lifecycle, other, "tampered")
+    assert registry.champion_id(lifecycle.models_dir) == trained.model_id
+    assert len(_promotions(lifecycle)) == 1
+
+
+def test_a_champion_tampered_after_its_promotion_is_refused_when_loaded(trained, lifecycle):
+    registry.promote(lifecycle, trained.model_id, "first model")
+    # A thorough attacker also fixes up metadata.json: the marker still knows the promoted hash.
+    _replace_artifact(lifecycle.models_dir, trained.model_id, b"not the promoted model")
+    with pytest.raises(SegmartError, match="changed after its promotion") as error:
+        registry.load_model(lifecycle.models_dir, registry.CHAMPION)
+    assert "\n" not in str(error.value)
+
+
+def test_a_champion_whose_directory_is_gone_says_to_promote_another_or_retrain(trained, lifecycle):
+    other = _second_model(lifecycle.models_dir, trained.model_id)
+    registry.promote(lifecycle, trained.model_id, "first model")
+    shutil.rmtree(lifecycle.models_dir / trained.model_id)
+    with pytest.raises(SegmartError, match=r"no longer in .*promote another.*--retrain"):
+        registry.load_metadata(lifecycle.models_dir, registry.CHAMPION)
+    # Never silently another model: `latest` is still the one left.
+    assert registry.load_metadata(lifecycle.models_dir, registry.LATEST).model_id == other

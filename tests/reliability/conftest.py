@@ -42,6 +42,8 @@ GOOD_SEED = 11
 # The classifier does not matter to these tests and logistic regression trains in a fraction of
 # the time of the default gradient boosting.
 RUN_OPTIONS = ("--algorithm", "logistic_regression")
+# A run that must replace the model: train a new one and promote it past the gate.
+NEW_MODEL = ("--retrain", "--promote")
 SEGMART = Path(sys.executable).with_name("segmart")
 CLI_TIMEOUT = 600
 

@@ -22,7 +22,7 @@ import duckdb
 import pytest
 
 from ml.config import PROJECT_ROOT
-from tests.reliability.conftest import CLI_TIMEOUT, RUN_OPTIONS, Workspace
+from tests.reliability.conftest import CLI_TIMEOUT, NEW_MODEL, RUN_OPTIONS, Workspace
 from tests.reliability.published import Snapshot, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -94,7 +94,7 @@ def test_readers_see_the_old_or_the_new_publication_never_a_mix(
             assert held.poll() is None, "the held reader died before the run"
             time.sleep(0.1)
 
-        run = last_good.popen("run", *RUN_OPTIONS, log=tmp_path / "run.log")
+        run = last_good.popen("run", *RUN_OPTIONS, *NEW_MODEL, log=tmp_path / "run.log")
         fresh: list[Snapshot | str] = []
         deadline = time.monotonic() + CLI_TIMEOUT
         while run.poll() is None and time.monotonic() < deadline:

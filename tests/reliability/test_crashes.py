@@ -23,6 +23,7 @@ import duckdb
 import pytest
 
 from tests.reliability.conftest import (
+    NEW_MODEL,
     RUN_OPTIONS,
     Workspace,
     assert_clean_success,
@@ -95,7 +96,7 @@ def test_killed_scoring_and_a_killed_build_leave_bi_whole_and_the_next_run_compl
     assert digests(published) == before
 
     # 3. the next run completes and publishes a whole new set of tables
-    assert_clean_success(last_good.cli("run", *RUN_OPTIONS))
+    assert_clean_success(last_good.cli("run", *RUN_OPTIONS, *NEW_MODEL))
     with duckdb.connect(str(published), read_only=True) as con:
         after = snapshot(con)
     assert after.is_one_publication

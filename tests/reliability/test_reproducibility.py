@@ -28,7 +28,9 @@ from tests.reliability.conftest import RUN_OPTIONS, Workspace, assert_clean_succ
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RUN_SPECIFIC = frozenset({"model_id", "trained_at", "model_dir", "artifact_sha256"})
+RUN_SPECIFIC = frozenset(
+    {"model_id", "trained_at", "model_dir", "artifact_sha256", "promoted_at", "scored_at"}
+)
 SCHEMAS = ("core", "ml", "predictions", "marketing")
 
 

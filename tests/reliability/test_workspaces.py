@@ -78,8 +78,8 @@ def test_two_warehouses_from_one_checkout_keep_separate_bi_copies_reports_and_re
     assert (shop_b / "reports" / "segmart_report.html").is_file()
     assert list((shop_b / "models").glob("*/metadata.json"))
     assert list((shop_b / "exports").rglob("*.parquet"))
-    assert {p.name for p in (shop_b / "models").iterdir()}.isdisjoint(
-        p.name for p in (first.parent / "models").iterdir()
+    assert {p.name for p in (shop_b / "models").iterdir() if p.is_dir()}.isdisjoint(
+        p.name for p in (first.parent / "models").iterdir() if p.is_dir()
     )
     # nothing landed in the working directory the command ran from
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dbt-target", "shop_a", "shop_b"]
