@@ -88,6 +88,16 @@ SCHEMAS: dict[str, pa.Schema] = {
 """The raw contract: exact column names and Arrow types per table."""
 
 
+CHANNEL_CONSENT_FIELDS = (
+    pa.field("email_consent", pa.string()),
+    pa.field("sms_consent", pa.string()),
+    pa.field("push_consent", pa.string()),
+)
+"""Optional per-channel consent columns of ``customers``, written by the ``channel_consent``
+shape only: ``true``/``false``, empty (unknown: the general opt-in decides) or, rarely, an
+unparsable value, because real exports have them and the warehouse must quarantine them."""
+
+
 TRANSACTIONS_SCHEMA = pa.schema(
     [
         ("customer_id", pa.string()),
@@ -97,7 +107,7 @@ TRANSACTIONS_SCHEMA = pa.schema(
 )
 """The ``transactions`` shape's one file: a purchase per row, CDNOW style (``YYYYMMDD`` dates)."""
 
-Shape = Literal["standard", "transactions", "minimal"]
+Shape = Literal["standard", "transactions", "minimal", "channel_consent"]
 
 SHAPES: dict[str, dict[str, tuple[str, ...]]] = {
     "standard": {name: tuple(SCHEMAS[name].names) for name in RAW_TABLES},
@@ -106,10 +116,16 @@ SHAPES: dict[str, dict[str, tuple[str, ...]]] = {
         "customers": ("customer_id", "created_at"),
         "orders": ("order_id", "customer_id", "ordered_at", "status", "order_total"),
     },
+    "channel_consent": {
+        name: tuple(SCHEMAS[name].names)
+        + (tuple(f.name for f in CHANNEL_CONSENT_FIELDS) if name == "customers" else ())
+        for name in RAW_TABLES
+    },
 }
 """Per shape: the raw tables written and their columns. ``standard`` is the full contract;
 ``transactions`` is one purchase log (always CSV); ``minimal`` is customers and orders with
-the required columns only (always CSV)."""
+the required columns only (always CSV); ``channel_consent`` is ``standard`` plus per-channel
+consent columns on ``customers`` (``CHANNEL_CONSENT_FIELDS``; always CSV)."""
 
 
 def schema_of(name: str, columns: tuple[str, ...]) -> pa.Schema:
@@ -117,4 +133,7 @@ def schema_of(name: str, columns: tuple[str, ...]) -> pa.Schema:
     if name == "transactions":
         return TRANSACTIONS_SCHEMA
     full = SCHEMAS[name]
-    return pa.schema([full.field(column) for column in columns])
+    optional = {f.name: f for f in CHANNEL_CONSENT_FIELDS} if name == "customers" else {}
+    return pa.schema(
+        [optional[column] if column in optional else full.field(column) for column in columns]
+    )

@@ -20,6 +20,7 @@ from scripts.generate.campaigns import (
     uplift_windows,
 )
 from scripts.generate.catalogue import Catalogue, build_catalogue, products_table
+from scripts.generate.consent import with_channel_consent
 from scripts.generate.contract import SHAPES, Shape, schema_of
 from scripts.generate.personas import COHORT_DAYS, simulate_attributes, simulate_customers
 from scripts.generate.simulation import (
@@ -95,10 +96,11 @@ def generate(
         Customers simulated per chunk; bounds memory and is part of the data's identity.
     progress : callable, optional
         Called as ``progress(done_customers, n_customers)`` after each chunk is written.
-    shape : {"standard", "transactions", "minimal"}
+    shape : {"standard", "transactions", "minimal", "channel_consent"}
         Which files to write (``SHAPES``): the full contract; one CDNOW-style purchase log
-        ``transactions.csv`` of a single acquisition cohort (no campaigns); or customers and
-        orders with their required columns only.
+        ``transactions.csv`` of a single acquisition cohort (no campaigns); customers and
+        orders with their required columns only; or the full contract with per-channel consent
+        columns on customers.
 
     Returns
     -------
@@ -261,4 +263,6 @@ def _simulate_chunk(
     del cells
     tables["web_events"] = events_table(customer_ids, events, counters, dirt_rng)
     tables["campaign_touches"] = touches_table(customer_ids, touches, counters, dirt_rng)
+    if shape == "channel_consent":
+        tables["customers"] = with_channel_consent(tables["customers"], seed)
     return tables, truth

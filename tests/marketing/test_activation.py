@@ -31,8 +31,17 @@ pytestmark = pytest.mark.xdist_group("marketing")
 
 
 @pytest.fixture(scope="module")
-def exported(marketing: Settings) -> Path:
-    return export_audiences(marketing)
+def exported_settings(
+    marketing_dir: Path, generated_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """A private copy of the shared warehouse: an export records its members in it."""
+    root = tmp_path_factory.mktemp("exported")
+    return private_settings(marketing_dir, generated_data, root)
+
+
+@pytest.fixture(scope="module")
+def exported(exported_settings: Settings) -> Path:
+    return export_audiences(exported_settings)
 
 
 def test_export_writes_a_csv_and_a_parquet_file_per_playbook_audience(
@@ -56,6 +65,11 @@ def test_export_writes_a_csv_and_a_parquet_file_per_playbook_audience(
         assert from_parquet.column_names == list(AUDIENCE_COLUMNS)
         assert from_csv.num_rows == from_parquet.num_rows
         assert from_csv["customer_id"].to_pylist() == from_parquet["customer_id"].to_pylist()
+        assert set(from_parquet["audience_id"].to_pylist()) <= {name}
+        assert set(from_parquet["campaign_key"].to_pylist()) <= {f"{name}-{as_of.isoformat()}"}
+    holdout = pq.read_table(exported / f"{HOLDOUT_NAME}.parquet").to_pylist()
+    assert holdout
+    assert all(row["campaign_key"] == f"{row['audience']}-{as_of.isoformat()}" for row in holdout)
 
 
 def test_audience_files_hold_no_control_and_the_holdout_file_every_control(

@@ -228,3 +228,16 @@ def test_empty_audiences_fail_the_build_while_any_customer_has_consent(
 
 def _record(finished: list[tuple[str, str]]) -> Callable[[str, str], None]:
     return lambda name, status: finished.append((name, status))
+
+
+def test_without_campaign_keys_on_the_touches_no_lift_is_reported(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """The generated shop's touches carry no campaign_key: its campaigns are not segmart's."""
+    [(n_keyed,)] = con.execute(
+        "select count(*) from staging.stg_shop__campaign_touches where campaign_key is not null"
+    ).fetchall()
+    [(n_campaigns,)] = con.execute("select count(*) from marketing.campaign_results").fetchall()
+    [(n_lifts,)] = con.execute("select count(*) from marketing.audience_lift").fetchall()
+    assert (n_keyed, n_lifts) == (0, 0)
+    assert n_campaigns > 0

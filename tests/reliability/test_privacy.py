@@ -132,11 +132,23 @@ PUBLISHED_COLUMNS: dict[str, set[str]] = {
         "customer_id", "audience", "model_id", "channel", "offer", "selection", "segment_name",
         "rfm_group", "lifecycle_stage", "priority", "audience_rank", "propensity_decile",
         "purchase_probability", "predicted_order_value", "expected_value", "control_share",
-        "control_draw", "is_selected", "is_control", "as_of"
+        "control_draw", "n_recent_contacts", "is_selected", "is_control", "as_of"
+    },
+    "marketing.audience_lift": {
+        "campaign_key", "audience_id", "channel", "conclusion", "n_treatment", "n_control",
+        "n_touched_customers", "n_converted_treatment", "n_converted_control",
+        "conversion_rate_treatment", "conversion_rate_control", "conversion_lift",
+        "conversion_lift_standard_error", "conversion_lift_ci_low", "conversion_lift_ci_high",
+        "revenue_per_treated_customer", "revenue_per_control_customer", "revenue_lift",
+        "revenue_lift_ci_low", "revenue_lift_ci_high", "conversion_window_days",
+        "min_group_size", "is_too_small_to_conclude", "is_conversion_lift_significant",
+        "is_revenue_lift_significant", "is_window_complete", "exported_on", "first_sent_at",
+        "as_of"
     },
     "marketing.audience_summary": {
         "audience", "model_id", "description", "channel", "offer", "priority", "max_size",
-        "control_share", "n_matching", "n_assigned", "n_customers", "n_treatment", "n_control",
+        "control_share", "n_matching", "n_over_contact_cap", "n_assigned", "n_customers",
+        "n_treatment", "n_control",
         "observed_control_share", "expected_value_treatment", "mean_purchase_probability",
         "n_unmatched_segment_names", "is_capped", "as_of"
     },
@@ -175,8 +187,16 @@ PUBLISHED_COLUMNS: dict[str, set[str]] = {
     "marketing.segment_summary": {
         "segment_id", "model_id", "segment_name", "description", "most_common_rfm_group",
         "n_customers", "n_opted_in", "n_in_audiences", "customer_share",
-        "mean_purchase_probability", "expected_buyers", "expected_value", "revenue",
-        "revenue_share", "mean_n_orders", "mean_days_since_last_order", "as_of"
+        "mean_purchase_probability", "expected_buyers", "expected_value", "predicted_clv",
+        "revenue", "revenue_share", "mean_n_orders", "mean_days_since_last_order", "as_of"
+    },
+    "marketing.segment_membership_history": {
+        "segment_id", "model_id", "segment_name", "n_customers", "customer_share",
+        "predicted_revenue", "as_of", "scored_at"
+    },
+    "marketing.segment_transitions": {
+        "from_segment_id", "to_segment_id", "from_segment_name", "to_segment_name",
+        "n_customers", "realised_revenue", "is_unchanged", "from_as_of", "to_as_of"
     },
     "predictions.customer_scores": {
         "customer_id", "as_of", "model_id", "purchase_probability", "propensity_decile",
@@ -190,7 +210,8 @@ PUBLISHED_COLUMNS: dict[str, set[str]] = {
         "model_id", "trained_at", "algorithm", "as_of", "horizon_days", "feature_stats_id",
         "training_data_sha256", "artifact_sha256", "n_training_rows", "n_validation_rows",
         "roc_auc", "pr_auc", "brier", "lift_top_decile", "best_baseline", "best_baseline_roc_auc",
-        "n_segments", "model_dir"
+        "n_segments", "model_dir", "backtest_roc_auc", "backtest_bg_nbd_roc_auc",
+        "backtest_revenue_capture", "backtest_bg_nbd_revenue_capture", "value_models_note"
     },
     "predictions.segment_profiles": {
         "segment_id", "segment_name", "description", "n_customers", "share", "revenue_share",

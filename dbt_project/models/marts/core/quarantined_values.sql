@@ -6,8 +6,8 @@
     its row when it does not parse, so only the optional ones ever appear here. -#}
 {%- set parsed_columns = {} -%}
 {%- for source_table, spec in raw_contract().items() -%}
-{%- do parsed_columns.update({source_table: (spec.timestamps + spec.numbers)
-    | reject('in', spec.key_columns) | list}) -%}
+{%- do parsed_columns.update({source_table: (spec.timestamps + spec.numbers
+    + spec.get('booleans', [])) | reject('in', spec.key_columns) | list}) -%}
 {%- endfor -%}
 
 with
@@ -39,7 +39,7 @@ with
             when contains({{ raw_value }}, chr(65533)) then 'undecodable_value'
             else 'unparsable_value'
         end as rule,
-        {{ raw_value }} as raw_value,
+        {{ raw_value }} as raw_value
     from {{ source_table }}_suspects
     where
         contains({{ raw_value }}, chr(65533))

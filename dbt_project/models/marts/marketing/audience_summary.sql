@@ -29,7 +29,7 @@ scoring_run as (
 
     select
         any_value(model_id) as model_id,
-        max(as_of) as as_of,
+        max(as_of) as as_of
     from customer_scores
 
 ),
@@ -39,14 +39,17 @@ aggregated_to_audiences as (
     select
         audience,
         count(*) as n_matching,
-        count(*) filter (where selection <> 'higher_priority_audience') as n_assigned,
+        count(*) filter (where selection = 'contact_cap') as n_over_contact_cap,
+        count(*) filter (
+            where selection not in ('higher_priority_audience', 'contact_cap')
+        ) as n_assigned,
         count(*) filter (where is_selected) as n_customers,
         count(*) filter (where is_selected and not is_control) as n_treatment,
         count(*) filter (where is_selected and is_control) as n_control,
         sum(expected_value) filter (where is_selected and not is_control)
             as expected_value_treatment,
         {{ exact_mean('case when is_selected then purchase_probability end') }}
-            as mean_purchase_probability,
+            as mean_purchase_probability
     from audience_candidates
     group by audience
 
@@ -58,7 +61,7 @@ unmatched_segment_names as (
 
     select
         playbook.audience,
-        count(*) filter (where segment_profiles.segment_name is null) as n_unmatched,
+        count(*) filter (where segment_profiles.segment_name is null) as n_unmatched
     from playbook
     cross join unnest(string_split(nullif(trim(playbook.segment_names), ''), '|')) as listed (name)
     left join segment_profiles
@@ -83,10 +86,12 @@ final as (
         cast(playbook.priority as integer) as priority,
         cast(playbook.max_size as integer) as max_size,
         cast(
-            coalesce(playbook.control_share, {{ var('audience_control_share', 0.1) | float }})
+            coalesce(playbook.control_share, {{ var('audience_control_share') | float }})
             as double
         ) as control_share,
         cast(coalesce(aggregated_to_audiences.n_matching, 0) as integer) as n_matching,
+        cast(coalesce(aggregated_to_audiences.n_over_contact_cap, 0) as integer)
+            as n_over_contact_cap,
         cast(coalesce(aggregated_to_audiences.n_assigned, 0) as integer) as n_assigned,
         cast(coalesce(aggregated_to_audiences.n_customers, 0) as integer) as n_customers,
         cast(coalesce(aggregated_to_audiences.n_treatment, 0) as integer) as n_treatment,
@@ -106,7 +111,7 @@ final as (
         coalesce(aggregated_to_audiences.n_assigned > playbook.max_size, false) as is_capped,
 
         -- dates
-        scoring_run.as_of,
+        scoring_run.as_of
 
     from playbook
     cross join scoring_run

@@ -25,7 +25,7 @@ recommended_categories as (
         customer_id,
         max(category) filter (where rank = 1) as recommended_category_1,
         max(category) filter (where rank = 2) as recommended_category_2,
-        max(category) filter (where rank = 3) as recommended_category_3,
+        max(category) filter (where rank = 3) as recommended_category_3
     from customer_recommendations
     group by customer_id
 
@@ -61,7 +61,7 @@ final as (
         selected.is_control,
 
         -- dates
-        selected.as_of,
+        selected.as_of
 
     from selected
     left join recommended_categories

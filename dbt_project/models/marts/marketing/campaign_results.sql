@@ -1,5 +1,5 @@
 {#- A contacted customer converts with a counted purchase within this many days of the send. -#}
-{%- set window_days = var('conversion_window_days', 14) | int -%}
+{%- set window_days = var('conversion_window_days') | int -%}
 
 with
 
@@ -36,7 +36,7 @@ customer_touches as (
         campaign_touches.customer_id,
         campaign_touches.channel,
         campaign_touches.is_control,
-        campaign_touches.sent_at,
+        campaign_touches.sent_at
     from campaign_touches
     cross join as_of
     where campaign_touches.sent_at < cast(as_of.as_of_on as timestamp)
@@ -55,7 +55,7 @@ conversions as (
         customer_touches.campaign_id,
         customer_touches.customer_id,
         count(orders.order_id) > 0 as is_converted,
-        coalesce(sum(orders.order_total), 0) as revenue,
+        coalesce(sum(orders.order_total), 0) as revenue
     from customer_touches
     cross join as_of
     left join orders
@@ -84,7 +84,7 @@ aggregated_to_campaigns as (
         coalesce(sum(conversions.revenue) filter (where not customer_touches.is_control), 0)
             as revenue_treatment,
         coalesce(sum(conversions.revenue) filter (where customer_touches.is_control), 0)
-            as revenue_control,
+            as revenue_control
     from customer_touches
     inner join conversions
         on customer_touches.campaign_id = conversions.campaign_id
@@ -98,7 +98,7 @@ rates as (
     select
         *,
         n_converted_treatment / nullif(n_treatment, 0) as conversion_rate_treatment,
-        n_converted_control / nullif(n_control, 0) as conversion_rate_control,
+        n_converted_control / nullif(n_control, 0) as conversion_rate_control
     from aggregated_to_campaigns
 
 ),
@@ -116,7 +116,7 @@ lifts as (
         sqrt(
             conversion_rate_treatment * (1 - conversion_rate_treatment) / n_treatment
             + conversion_rate_control * (1 - conversion_rate_control) / n_control
-        ) as lift_standard_error,
+        ) as lift_standard_error
     from rates
 
 ),
@@ -162,7 +162,7 @@ final as (
         -- dates and timestamps
         lifts.first_sent_at,
         lifts.last_sent_at,
-        as_of.as_of_on as as_of,
+        as_of.as_of_on as as_of
 
     from lifts
     cross join as_of

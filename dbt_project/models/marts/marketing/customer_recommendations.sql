@@ -1,7 +1,7 @@
 {#- A category pair needs this many shared orders before its lift is trusted. -#}
-{%- set min_pair_orders = var('recommendation_min_pair_orders', 20) | int -%}
+{%- set min_pair_orders = var('recommendation_min_pair_orders') | int -%}
 {#- Categories bought this recently are not recommended again. -#}
-{%- set recent_days = var('recommendation_recent_days', 90) | int -%}
+{%- set recent_days = var('recommendation_recent_days') | int -%}
 
 with
 
@@ -48,7 +48,7 @@ order_categories as (
         orders.order_id,
         orders.customer_id,
         orders.ordered_on,
-        products.category,
+        products.category
     from order_items
     inner join orders
         on order_items.order_id = orders.order_id
@@ -71,7 +71,7 @@ category_orders as (
 
     select
         category,
-        count(*) as n_orders,
+        count(*) as n_orders
     from order_categories
     group by category
 
@@ -82,7 +82,7 @@ category_pairs as (
     select
         antecedent.category as antecedent_category,
         consequent.category as consequent_category,
-        count(*) as n_orders_together,
+        count(*) as n_orders_together
     from order_categories as antecedent
     inner join order_categories as consequent
         on antecedent.order_id = consequent.order_id
@@ -99,7 +99,7 @@ category_lift as (
         category_pairs.consequent_category,
         category_pairs.n_orders_together,
         category_pairs.n_orders_together * n_orders_total.n_orders
-        / (antecedent_orders.n_orders * consequent_orders.n_orders) as lift,
+        / (antecedent_orders.n_orders * consequent_orders.n_orders) as lift
     from category_pairs
     cross join n_orders_total
     inner join category_orders as antecedent_orders
@@ -115,7 +115,7 @@ customer_categories as (
     select
         customer_id,
         category,
-        max(ordered_on) as last_bought_on,
+        max(ordered_on) as last_bought_on
     from order_categories
     group by customer_id, category
 
@@ -125,7 +125,7 @@ recent_categories as (
 
     select
         customer_categories.customer_id,
-        customer_categories.category,
+        customer_categories.category
     from customer_categories
     cross join as_of
     where customer_categories.last_bought_on >= as_of.as_of_on - {{ recent_days }}
@@ -140,7 +140,7 @@ co_purchase as (
         category_lift.consequent_category as category,
         max(category_lift.lift) as score,
         'co_purchase' as source,  -- noqa: RF04
-        1 as source_order,
+        1 as source_order
     from customer_categories
     inner join category_lift
         on customer_categories.category = category_lift.antecedent_category
@@ -153,7 +153,7 @@ segment_sizes as (
 
     select
         segment_id,
-        count(*) as n_customers,
+        count(*) as n_customers
     from customer_scores
     group by segment_id
 
@@ -166,7 +166,7 @@ segment_category_share as (
     select
         customer_scores.segment_id,
         customer_categories.category,
-        count(*) / any_value(segment_sizes.n_customers) as share_of_segment,
+        count(*) / any_value(segment_sizes.n_customers) as share_of_segment
     from customer_categories
     inner join customer_scores
         on customer_categories.customer_id = customer_scores.customer_id
@@ -185,7 +185,7 @@ segment_popular as (
         segment_category_share.category,
         segment_category_share.share_of_segment as score,
         'segment_popular' as source,  -- noqa: RF04
-        2 as source_order,
+        2 as source_order
     from customer_scores
     inner join segment_category_share
         on customer_scores.segment_id = segment_category_share.segment_id
@@ -228,7 +228,7 @@ ranked as (
         row_number() over (
             partition by customer_id
             order by source_order asc, score desc, category asc
-        ) as rank,  -- noqa: RF04
+        ) as rank  -- noqa: RF04
     from deduplicated
 
 ),
@@ -248,7 +248,7 @@ final as (
         cast(ranked.score as double) as score,
 
         -- dates
-        as_of.as_of_on as as_of,
+        as_of.as_of_on as as_of
 
     from ranked
     cross join as_of

@@ -24,7 +24,7 @@ aggregated_to_groups as (
         avg(rfm_scores.days_since_last_order) as mean_days_since_last_order,
         avg(rfm_scores.n_orders) as mean_n_orders,
         sum(rfm_scores.revenue) as revenue,
-        {{ exact_mean('customer_scores.purchase_probability') }} as mean_purchase_probability,
+        {{ exact_mean('customer_scores.purchase_probability') }} as mean_purchase_probability
     from rfm_scores
     left join customer_scores
         on rfm_scores.customer_id = customer_scores.customer_id
@@ -66,7 +66,7 @@ final as (
         cast(mean_purchase_probability as double) as mean_purchase_probability,
 
         -- dates
-        as_of,
+        as_of
 
     from aggregated_to_groups
 

@@ -1,6 +1,6 @@
 {#- Lifecycle thresholds in days since the last order (see _marketing__models.yml). -#}
-{%- set active_days = var('lifecycle_active_days', 90) | int -%}
-{%- set lapsed_days = var('lifecycle_lapsed_days', 180) | int -%}
+{%- set active_days = var('lifecycle_active_days') | int -%}
+{%- set lapsed_days = var('lifecycle_lapsed_days') | int -%}
 
 with
 
@@ -21,7 +21,7 @@ buyers as (
         n_orders,
         n_orders_90d,
         revenue,
-        tenure_days,
+        tenure_days
     from customer_features
     where n_orders > 0
 
@@ -37,7 +37,7 @@ scored as (
             5 * (rank() over (order by days_since_last_order desc) - 1) / count(*) over ()
         ) as recency_score,
         1 + floor(5 * (rank() over (order by n_orders) - 1) / count(*) over ()) as frequency_score,
-        1 + floor(5 * (rank() over (order by revenue) - 1) / count(*) over ()) as monetary_score,
+        1 + floor(5 * (rank() over (order by revenue) - 1) / count(*) over ()) as monetary_score
     from buyers
 
 ),
@@ -59,7 +59,7 @@ grouped as (
             when frequency_score >= 3 then 'At risk'
             when recency_score = 1 and frequency_score = 1 then 'Lost'
             else 'Hibernating'
-        end as rfm_group,
+        end as rfm_group
     from scored
 
 ),
@@ -77,7 +77,7 @@ with_prospects as (
         grouped.recency_score,
         grouped.frequency_score,
         grouped.monetary_score,
-        coalesce(grouped.rfm_group, 'No orders yet') as rfm_group,
+        coalesce(grouped.rfm_group, 'No orders yet') as rfm_group
     from customer_features
     left join grouped
         on customer_features.customer_id = grouped.customer_id
@@ -96,7 +96,7 @@ staged as (
             when days_since_last_order <= {{ active_days }} then 'active'
             when days_since_last_order <= {{ lapsed_days }} then 'lapsing'
             else 'lapsed'
-        end as lifecycle_stage,
+        end as lifecycle_stage
     from with_prospects
 
 ),
@@ -125,7 +125,7 @@ final as (
         cast(tenure_days as integer) as tenure_days,
 
         -- dates
-        as_of,
+        as_of
 
     from staged
 

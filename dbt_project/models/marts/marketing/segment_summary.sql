@@ -45,14 +45,17 @@ scored_customers as (
         customer_scores.model_id,
         customer_scores.as_of,
         customer_scores.purchase_probability,
-        customer_scores.purchase_probability * customer_features.avg_order_value
-            as expected_value,
+        coalesce(
+            customer_scores.predicted_revenue,
+            customer_scores.purchase_probability * customer_features.avg_order_value
+        ) as expected_value,
+        customer_scores.predicted_clv,
         rfm_scores.revenue,
         rfm_scores.n_orders,
         rfm_scores.days_since_last_order,
         rfm_scores.rfm_group,
         coalesce(customers.is_marketing_opt_in, false) as is_marketing_opt_in,
-        campaign_audiences.customer_id is not null as is_in_audience,
+        campaign_audiences.customer_id is not null as is_in_audience
     from customer_scores
     left join rfm_scores
         on customer_scores.customer_id = rfm_scores.customer_id
@@ -78,10 +81,11 @@ aggregated_to_segments as (
         {{ exact_mean('purchase_probability') }} as mean_purchase_probability,
         {{ exact_sum('purchase_probability') }} as expected_buyers,
         sum(expected_value) as expected_value,
+        sum(predicted_clv) as predicted_clv,
         sum(revenue) as revenue,
         avg(n_orders) as mean_n_orders,
         avg(days_since_last_order) as mean_days_since_last_order,
-        mode(rfm_group order by rfm_group) as most_common_rfm_group,
+        mode(rfm_group order by rfm_group) as most_common_rfm_group
     from scored_customers
     group by segment_id
 
@@ -92,7 +96,7 @@ shares as (
     select
         *,
         n_customers / sum(n_customers) over () as customer_share,
-        revenue / nullif(sum(revenue) over (), 0) as revenue_share,
+        revenue / nullif(sum(revenue) over (), 0) as revenue_share
     from aggregated_to_segments
 
 ),
@@ -117,13 +121,14 @@ final as (
         cast(shares.mean_purchase_probability as double) as mean_purchase_probability,
         cast(shares.expected_buyers as double) as expected_buyers,
         cast(shares.expected_value as decimal(18, 2)) as expected_value,
+        cast(shares.predicted_clv as decimal(18, 2)) as predicted_clv,
         cast(shares.revenue as decimal(18, 2)) as revenue,
         cast(shares.revenue_share as double) as revenue_share,
         cast(shares.mean_n_orders as double) as mean_n_orders,
         cast(shares.mean_days_since_last_order as double) as mean_days_since_last_order,
 
         -- dates
-        shares.as_of,
+        shares.as_of
 
     from shares
     left join segment_profiles

@@ -1,6 +1,3 @@
-{#- A table: it has a dozen tests and a consumer, which would each re-run the dedup. -#}
-{{ config(materialized='table') }}
-
 with
 
 validated as (
@@ -14,12 +11,13 @@ deduplicated as (
 
     select
         *,
-        count(*) over (partition by touch_id) as n_loaded_copies,
+        count(*) over (partition by touch_id) as n_loaded_copies
     from validated
     qualify
         row_number() over (
             partition by touch_id
-            order by sent_at, customer_id, campaign_id, channel, opened_at, clicked_at
+            order by
+                sent_at, customer_id, campaign_id, channel, opened_at, clicked_at, campaign_key
         ) = 1
 
 ),
@@ -31,6 +29,7 @@ final as (
         touch_id,
         campaign_id,
         customer_id,
+        campaign_key,
 
         -- strings
         channel,
@@ -47,7 +46,7 @@ final as (
         cast(sent_at as date) as sent_on,
 
         -- lineage
-        n_loaded_copies,
+        n_loaded_copies
 
     from deduplicated
 

@@ -1,6 +1,3 @@
-{#- A table: the population of every snapshot joins it, and stg_shop__customers reads it. -#}
-{{ config(materialized='table') }}
-
 with
 
 validated as (
@@ -9,7 +6,7 @@ validated as (
         *,
         -- A profile with no timestamp at all (an export of ids and attributes) is in force
         -- for every snapshot: nothing says when it changed.
-        coalesce(updated_at, created_at, timestamp '1970-01-01') as valid_from,
+        coalesce(updated_at, created_at, timestamp '1970-01-01') as valid_from
     from {{ ref('base_shop__customers') }}
     where rejection_reason is null
 
@@ -21,7 +18,7 @@ deduplicated as (
 
     select
         *,
-        count(*) over (partition by customer_id) as n_loaded_copies,
+        count(*) over (partition by customer_id) as n_loaded_copies
     from validated
     qualify row_number() over (partition by customer_id, valid_from order by raw_record) = 1
 
@@ -46,6 +43,14 @@ cleaned as (
 
         -- booleans
         coalesce(is_marketing_opt_in, false) as is_marketing_opt_in,
+        -- A channel's own consent when the shop states it, else the general opt-in. A stated
+        -- value that does not parse (quarantined) is no consent: never contact on a guess.
+        {%- for channel in ['email', 'sms', 'push'] %}
+        case
+            when is_{{ channel }}_consent_stated then coalesce({{ channel }}_consent, false)
+            else coalesce(is_marketing_opt_in, false)
+        end as has_{{ channel }}_consent,
+        {%- endfor %}
         lead(valid_from) over customer_versions is null as is_current,
 
         -- dates and timestamps
@@ -59,7 +64,7 @@ cleaned as (
         lead(valid_from) over customer_versions as valid_to,
 
         -- lineage
-        n_loaded_copies,
+        n_loaded_copies
 
     from deduplicated
     window customer_versions as (partition by customer_id order by valid_from)

@@ -1,6 +1,3 @@
-{#- A table: every snapshot's population and the core marts join it. -#}
-{{ config(materialized='table') }}
-
 with
 
 customer_ids as (
@@ -33,7 +30,7 @@ first_orders as (
 
     select
         customer_id,
-        min(ordered_at) as first_ordered_at,
+        min(ordered_at) as first_ordered_at
     from orders
     group by customer_id
 
@@ -61,6 +58,9 @@ final as (
 
         -- booleans
         coalesce(current_versions.is_marketing_opt_in, false) as is_marketing_opt_in,
+        coalesce(current_versions.has_email_consent, false) as has_email_consent,
+        coalesce(current_versions.has_sms_consent, false) as has_sms_consent,
+        coalesce(current_versions.has_push_consent, false) as has_push_consent,
         current_versions.customer_id is not null as has_profile,
 
         -- dates and timestamps
@@ -70,7 +70,7 @@ final as (
             customer_ids.first_created_at,
             first_orders.first_ordered_at
         ) as created_at,
-        current_versions.updated_at,
+        current_versions.updated_at
 
     from customer_ids
     left join current_versions

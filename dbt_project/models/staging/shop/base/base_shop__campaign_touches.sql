@@ -19,6 +19,8 @@ renamed as (
         {{ clean_text('source.touch_id') }} as touch_id,
         {{ clean_text('source.campaign_id') }} as campaign_id,
         {{ clean_text('source.customer_id') }} as customer_id,
+        -- The segmart export (audience and as_of) the shop sent this touch for; optional.
+        {{ clean_text('source.campaign_key') }} as campaign_key,
 
         -- strings
         channel_vocabulary.value as channel,
@@ -31,7 +33,7 @@ renamed as (
         try_cast(source.opened_at as timestamp) as opened_at,
         try_cast(source.clicked_at as timestamp) as clicked_at,
 
-        to_json(source) as raw_record,
+        to_json(source) as raw_record
 
     from source
     left join {{ ref('controlled_vocabulary') }} as channel_vocabulary
@@ -52,7 +54,7 @@ flagged as (
             when renamed.sent_at < {{ date_var('min_valid_date') }} then 'sent_before_min_date'
             when renamed.channel is null then 'invalid_channel'
             when customers.customer_id is null then 'orphan_customer_id'
-        end as rejection_reason,
+        end as rejection_reason
 
     from renamed
     left join customers
