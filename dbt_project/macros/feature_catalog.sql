@@ -2,7 +2,8 @@
     The customer features, in mart column order. `log1p`: heavy-tailed money or counts, log1p'd
     before scaling. `imputable`: may be missing (no orders yet, no touches, unknown age), so it is
     imputed and gets a `<name>_was_missing` flag. Changing this list changes the contracts of
-    customer_features and training_examples (models/marts/ml/_ml__models.yml).
+    customer_features and training_examples (models/marts/ml/_ml__models.yml), which
+    tests/integration/test_feature_catalog_contracts.py checks against it.
 -#}
 {% macro feature_catalog() %}
     {{ return([

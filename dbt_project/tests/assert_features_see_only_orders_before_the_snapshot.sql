@@ -25,7 +25,7 @@ recounted as (
         featurized.days_since_last_order,
         count(orders.order_id) as n_orders_recounted,
         featurized.snapshot_on - cast(max(orders.ordered_at) as date)
-            as days_since_last_order_recounted,
+            as days_since_last_order_recounted
     from featurized
     left join orders
         on featurized.customer_id = orders.customer_id

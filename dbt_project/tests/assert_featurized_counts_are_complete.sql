@@ -16,7 +16,7 @@ offending_values as (
         customer_id,
         snapshot_on,
         '{{ feature.name }}' as feature,
-        {{ feature.name }} as feature_value,
+        {{ feature.name }} as feature_value
     from featurized
     where {{ feature.name }} is null or {{ feature.name }} < 0
     {% if not loop.last %}union all{% endif %}

@@ -21,7 +21,7 @@ relabelled as (
         training_examples.customer_id,
         training_examples.snapshot_on,
         training_examples.purchased_in_horizon,
-        count(orders.order_id) > 0 as purchased_in_horizon_recomputed,
+        count(orders.order_id) > 0 as purchased_in_horizon_recomputed
     from training_examples
     left join orders
         on training_examples.customer_id = orders.customer_id

@@ -43,7 +43,7 @@ out_of_range as (
         customer_id,
         snapshot_on,
         '{{ feature.name }}' as feature,
-        {{ feature.name }}__scaled as scaled_value,
+        {{ feature.name }}__scaled as scaled_value
     from fitted_on_this_population
     where {{ feature.name }}__scaled not between 0 and 1
     {% if not loop.last %}union all{% endif %}

@@ -35,7 +35,7 @@ null_counts as (
     select
         '{{ mart }}' as mart,
         '{{ column }}' as column_name,
-        count(*) - count({{ column }}) as n_nulls,
+        count(*) - count({{ column }}) as n_nulls
     from {{ mart }}
     {% if not loop.last %}union all{% endif %}
     {% endfor -%}

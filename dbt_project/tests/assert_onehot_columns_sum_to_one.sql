@@ -25,7 +25,7 @@ row_sums as (
         '{{ categorical }}' as categorical,
         {% for column in onehot_columns(categorical) -%}
         {{ column }}{% if not loop.last %} + {% endif %}
-        {%- endfor %} as n_hot,
+        {%- endfor %} as n_hot
     from {{ mart }}
     {% if not loop.last %}union all{% endif %}
     {% endfor -%}

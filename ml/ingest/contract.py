@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import yaml
-
-from ml.config import DBT_PROJECT_DIR
+from ml.config import dbt_var_defaults
 
 
 @dataclass(frozen=True)
@@ -22,7 +20,6 @@ class ContractTable:
 
 
 def _load() -> dict[str, ContractTable]:
-    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
     return {
         name: ContractTable(
             name=name,
@@ -32,7 +29,7 @@ def _load() -> dict[str, ContractTable]:
             timestamps=tuple(spec["timestamps"]),
             numbers=tuple(spec["numbers"]),
         )
-        for name, spec in project["vars"]["raw_contract"].items()
+        for name, spec in dbt_var_defaults()["raw_contract"].items()
     }
 
 

@@ -19,7 +19,12 @@ TRANSACTION_LOG = "transactions"
 
 
 def contract_file(raw_dir: Path, table: str) -> Path | None:
-    """`<table>.csv` or `<table>.parquet` in the raw directory, if there is one."""
+    """`<table>.csv` or `<table>.parquet` in the raw directory, if there is one.
+
+    The same rule as `_find_raw_file` in macros/land_raw_files.sql: a `dbt build` by hand runs
+    no Python, so dbt finds the files itself; the CLI needs them before dbt runs, to plan the
+    landing (a mapping, a transaction log, a re-encoded copy). Change both together.
+    """
     found = [raw_dir / f"{table}{suffix}" for suffix in (".csv", ".parquet")]
     present = [path for path in found if path.is_file()]
     if len(present) > 1:

@@ -1,6 +1,3 @@
-{#- A table: several models and tests read it; as a view each re-aggregated the raw rows. -#}
-{{ config(materialized='table') }}
-
 with
 
 campaign_touches as (
@@ -26,7 +23,7 @@ activity as (
         sent_on as activity_on,
         1 as n_touches,
         0 as n_opened,
-        0 as n_clicked,
+        0 as n_clicked
     from delivered
 
     union all
@@ -36,7 +33,7 @@ activity as (
         cast(opened_at as date) as activity_on,
         0 as n_touches,
         1 as n_opened,
-        0 as n_clicked,
+        0 as n_clicked
     from delivered
     where opened_at is not null
 
@@ -47,7 +44,7 @@ activity as (
         cast(clicked_at as date) as activity_on,
         0 as n_touches,
         0 as n_opened,
-        1 as n_clicked,
+        1 as n_clicked
     from delivered
     where clicked_at is not null
 
@@ -60,7 +57,7 @@ aggregated_to_customer_days as (
         activity_on,
         sum(n_touches) as n_touches,
         sum(n_opened) as n_opened,
-        sum(n_clicked) as n_clicked,
+        sum(n_clicked) as n_clicked
     from activity
     group by customer_id, activity_on
 

@@ -1,5 +1,3 @@
-{{ config(materialized='table') }}
-
 {#- Every feature of a (customer, snapshot) is computed from activity strictly before the
     snapshot date. Each daily aggregate is scanned once for all snapshots at a time. -#}
 
@@ -63,7 +61,7 @@ population as (
         profiles.gender,
         profiles.region,
         profiles.acquisition_channel,
-        coalesce(profiles.is_marketing_opt_in, false) as is_marketing_opt_in,
+        coalesce(profiles.is_marketing_opt_in, false) as is_marketing_opt_in
     from customers
     cross join snapshot_dates
     left join customer_versions as profiles
@@ -111,7 +109,7 @@ order_history as (
             where order_days.activity_on < snapshot_dates.snapshot_on - 30
         ) as n_settled_returned,
         min(order_days.activity_on) as first_ordered_on,
-        max(order_days.activity_on) as last_ordered_on,
+        max(order_days.activity_on) as last_ordered_on
     from order_days
     inner join snapshot_dates
         on order_days.activity_on < snapshot_dates.snapshot_on
@@ -125,7 +123,7 @@ category_totals as (
         category_days.customer_id,
         snapshot_dates.snapshot_on,
         category_days.category,
-        sum(category_days.n_units) as n_units,
+        sum(category_days.n_units) as n_units
     from category_days
     inner join snapshot_dates
         on category_days.activity_on < snapshot_dates.snapshot_on
@@ -139,7 +137,7 @@ category_history as (
         customer_id,
         snapshot_on,
         count(*) as n_distinct_categories,
-        max(n_units) / nullif(sum(n_units), 0) as top_category_share,
+        max(n_units) / nullif(sum(n_units), 0) as top_category_share
     from category_totals
     group by customer_id, snapshot_on
 
@@ -159,7 +157,7 @@ visit_history as (
         sum(visit_days.n_add_to_cart) filter (
             where visit_days.activity_on >= snapshot_dates.snapshot_on - 90
         ) as n_add_to_cart_90d,
-        max(visit_days.activity_on) as last_visited_on,
+        max(visit_days.activity_on) as last_visited_on
     from visit_days
     inner join snapshot_dates
         on visit_days.activity_on < snapshot_dates.snapshot_on
@@ -174,7 +172,7 @@ touch_history as (
         snapshot_dates.snapshot_on,
         sum(touch_days.n_touches) as n_touches_90d,
         sum(touch_days.n_opened) as n_opened_90d,
-        sum(touch_days.n_clicked) as n_clicked_90d,
+        sum(touch_days.n_clicked) as n_clicked_90d
     from touch_days
     inner join snapshot_dates
         on touch_days.activity_on < snapshot_dates.snapshot_on
@@ -278,7 +276,7 @@ featurized as (
         coalesce(population.gender, 'unknown') as gender,
         coalesce(population.region, 'unknown') as region,
         coalesce(population.acquisition_channel, 'unknown') as acquisition_channel,
-        population.is_marketing_opt_in,
+        population.is_marketing_opt_in
 
     from population
     left join order_history
@@ -309,7 +307,7 @@ typed as (
         gender,
         region,
         acquisition_channel,
-        is_marketing_opt_in,
+        is_marketing_opt_in
     from featurized
 
 )

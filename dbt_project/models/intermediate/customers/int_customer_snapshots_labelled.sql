@@ -1,6 +1,3 @@
-{#- A table: several models and tests read it; as a view each re-aggregated the raw rows. -#}
-{{ config(materialized='table') }}
-
 {#- Labels look only at [snapshot, snapshot + horizon): the first day of the window is label,
     never feature (features use activity strictly before the snapshot). -#}
 
@@ -25,7 +22,7 @@ labelled as (
         order_days.customer_id,
         snapshot_dates.snapshot_on,
         sum(order_days.n_purchases) as n_purchases_in_horizon,
-        sum(order_days.purchase_value) as revenue_in_horizon,
+        sum(order_days.purchase_value) as revenue_in_horizon
     from order_days
     inner join snapshot_dates
         on order_days.activity_on >= snapshot_dates.snapshot_on

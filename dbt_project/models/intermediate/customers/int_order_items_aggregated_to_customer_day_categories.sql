@@ -1,6 +1,3 @@
-{#- A table: several models and tests read it; as a view each re-aggregated the raw rows. -#}
-{{ config(materialized='table') }}
-
 with
 
 orders as (
@@ -28,7 +25,7 @@ aggregated_to_customer_day_categories as (
         orders.ordered_on as activity_on,
         coalesce(products.category, 'unknown') as category,
         sum(order_items.quantity) as n_units,
-        sum(order_items.line_total) as line_total,
+        sum(order_items.line_total) as line_total
     from order_items
     inner join orders
         on order_items.order_id = orders.order_id

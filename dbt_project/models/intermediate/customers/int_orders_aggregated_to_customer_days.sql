@@ -1,6 +1,3 @@
-{#- A table: several models and tests read it; as a view each re-aggregated the raw rows. -#}
-{{ config(materialized='table') }}
-
 with
 
 orders as (
@@ -19,7 +16,7 @@ units_per_order as (
 
     select
         order_id,
-        sum(quantity) as n_units,
+        sum(quantity) as n_units
     from order_items
     group by order_id
 
@@ -42,7 +39,7 @@ aggregated_to_customer_days as (
         count(*) filter (where orders.status = 'returned') as n_returned,
         count(*) filter (where orders.is_counted_purchase) as n_purchases,
         coalesce(sum(orders.order_total) filter (where orders.is_counted_purchase), 0)
-            as purchase_value,
+            as purchase_value
     from orders
     left join units_per_order
         on orders.order_id = units_per_order.order_id

@@ -30,7 +30,7 @@ latest_activity as (
 as_of as (
 
     select
-        {{ as_of if as_of is not none else 'latest_activity_on + 1' }} as as_of_on,
+        {{ as_of if as_of is not none else 'latest_activity_on + 1' }} as as_of_on
     from latest_activity
 
 ),
@@ -41,7 +41,7 @@ snapshots as (
 
     select
         as_of_on as snapshot_on,
-        false as is_training,
+        false as is_training
     from as_of
 
     union all
@@ -49,7 +49,7 @@ snapshots as (
     select
         as_of.as_of_on - cast({{ horizon_days }} + {{ step_days }} * step.range as integer)
             as snapshot_on,
-        true as is_training,
+        true as is_training
     from as_of
     cross join range({{ int_var('n_snapshots') }}) as step
 
@@ -61,7 +61,7 @@ final as (
         snapshot_on,
         is_training,
         cast(snapshot_on + {{ horizon_days }} as date) as label_ends_on,
-        (select as_of.as_of_on from as_of) as as_of_on,
+        (select as_of.as_of_on from as_of) as as_of_on
     from snapshots
 
 )

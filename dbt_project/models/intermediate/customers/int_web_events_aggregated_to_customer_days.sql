@@ -1,6 +1,3 @@
-{#- A table: several models and tests read it; as a view each re-aggregated the raw rows. -#}
-{{ config(materialized='table') }}
-
 with
 
 web_events as (
@@ -15,7 +12,7 @@ sessions as (
     select
         customer_id,
         session_id,
-        min(event_on) as started_on,
+        min(event_on) as started_on
     from web_events
     where customer_id is not null
     group by customer_id, session_id
@@ -27,7 +24,7 @@ sessions_per_day as (
     select
         customer_id,
         started_on as activity_on,
-        count(*) as n_sessions,
+        count(*) as n_sessions
     from sessions
     group by customer_id, started_on
 
@@ -40,7 +37,7 @@ events_per_day as (
         event_on as activity_on,
         count(*) filter (where event_type = 'product_view') as n_product_views,
         count(*) filter (where event_type = 'add_to_cart') as n_add_to_cart,
-        count(*) filter (where event_type = 'checkout') as n_checkouts,
+        count(*) filter (where event_type = 'checkout') as n_checkouts
     from web_events
     where customer_id is not null
     group by customer_id, event_on
@@ -55,7 +52,7 @@ aggregated_to_customer_days as (
         coalesce(sessions_per_day.n_sessions, 0) as n_sessions,
         events_per_day.n_product_views,
         events_per_day.n_add_to_cart,
-        events_per_day.n_checkouts,
+        events_per_day.n_checkouts
     from events_per_day
     left join sessions_per_day
         on events_per_day.customer_id = sessions_per_day.customer_id

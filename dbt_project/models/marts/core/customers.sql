@@ -26,7 +26,7 @@ lifetime_orders as (
         sum(n_purchases) as n_purchases,
         sum(purchase_value) as lifetime_value,
         min(activity_on) as first_ordered_on,
-        max(activity_on) as last_ordered_on,
+        max(activity_on) as last_ordered_on
     from order_days
     group by customer_id
 
@@ -66,7 +66,7 @@ final as (
         customers.created_at,
         customers.updated_at,
         lifetime_orders.first_ordered_on,
-        lifetime_orders.last_ordered_on,
+        lifetime_orders.last_ordered_on
 
     from customers
     cross join as_of

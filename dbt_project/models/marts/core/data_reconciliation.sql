@@ -32,7 +32,7 @@ counts as (
         (
             select coalesce(sum(quarantined_rows.n_raw_lines), 0) from quarantined_rows
             where quarantined_rows.source_table = '{{ source_table }}'
-        ) as n_quarantined,
+        ) as n_quarantined
     from {{ ref('stg_shop__' ~ source_table) }}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
@@ -43,7 +43,7 @@ final as (
 
     select
         *,
-        n_raw_rows = n_accepted + n_duplicates + n_quarantined as is_reconciled,
+        n_raw_rows = n_accepted + n_duplicates + n_quarantined as is_reconciled
     from counts
 
 )

@@ -17,7 +17,7 @@ items_per_order as (
     select
         order_id,
         count(*) as n_lines,
-        sum(quantity) as n_units,
+        sum(quantity) as n_units
     from order_items
     group by order_id
 
@@ -45,7 +45,7 @@ final as (
 
         -- dates and timestamps
         orders.ordered_at,
-        orders.ordered_on,
+        orders.ordered_on
 
     from orders
     left join items_per_order

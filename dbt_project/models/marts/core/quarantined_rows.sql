@@ -13,7 +13,7 @@ rejected_rows as (
         '{{ source_table }}' as source_table,
         rejection_reason as rule,
         cast(raw_record as varchar) as raw_record,
-        1 as n_raw_lines,
+        1 as n_raw_lines
     from {{ ref('base_shop__' ~ source_table) }}
     where rejection_reason is not null
     {% if not loop.last %}union all{% endif %}
@@ -28,7 +28,7 @@ malformed_lines as (
         table_name as source_table,
         'malformed_csv_line: ' || lower(error_type) as rule,
         csv_line as raw_record,
-        n_lines as n_raw_lines,
+        n_lines as n_raw_lines
     from csv_rejects
 
 ),
@@ -42,7 +42,7 @@ final as (
         source_table,
         rule,
         raw_record,
-        n_raw_lines,
+        n_raw_lines
     from (
         select * from rejected_rows
         union all

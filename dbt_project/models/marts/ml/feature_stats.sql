@@ -1,3 +1,5 @@
+{#- Incremental, unlike the folder's tables: the statistics fitted at each earlier as_of must
+    survive later builds, since scoring with a model reuses the ones it was trained with. -#}
 {{
     config(
         materialized='incremental',
@@ -59,7 +61,7 @@ impute_values as (
             0
         ) as {{ feature.name }},
         {% endfor %}
-        count(*) as n_rows,
+        count(*) as n_rows
     from training_population
 
 ),
@@ -72,7 +74,7 @@ transformed as (
         {%- for feature in feature_catalog() %}
         {%- set imputed = 'coalesce(training_population.' ~ feature.name
             ~ ', impute_values.' ~ feature.name ~ ')' %}
-        {{ log1p_if(imputed, feature.log1p) }} as {{ feature.name }},
+        {{ log1p_if(imputed, feature.log1p) }} as {{ feature.name }}{{ ',' if not loop.last }}
         {%- endfor %}
     from training_population
     cross join impute_values
@@ -83,7 +85,7 @@ means as (
 
     select
         {%- for feature in feature_catalog() %}
-        {{ exact_mean(feature.name) }} as {{ feature.name }},
+        {{ exact_mean(feature.name) }} as {{ feature.name }}{{ ',' if not loop.last }}
         {%- endfor %}
     from transformed
 
@@ -102,7 +104,7 @@ moments as (
         sqrt({{ exact_sum(deviation) }} / nullif(count(transformed.{{ feature.name }}) - 1, 0))
             as {{ feature.name }}__std_samp,
         min(transformed.{{ feature.name }}) as {{ feature.name }}__min,
-        max(transformed.{{ feature.name }}) as {{ feature.name }}__max,
+        max(transformed.{{ feature.name }}) as {{ feature.name }}__max{{ ',' if not loop.last }}
         {%- endfor %}
     from transformed
     cross join means
@@ -140,7 +142,7 @@ numeric_stats as (
             else {{ m }}__mean + 3 * {{ m }}__std_samp
         end as scale,
         {%- endif %}
-        cast(null as double) as training_share,
+        cast(null as double) as training_share
     from impute_values
     cross join moments
     {% if not loop.last %}union all{% endif %}
@@ -159,7 +161,7 @@ level_counts as (
     select
         '{{ categorical }}' as feature,
         {{ categorical }} as level,
-        count(*) as n_level_rows,
+        count(*) as n_level_rows
     from training_population
     where {{ categorical }} is not null
     group by 1, 2
@@ -177,7 +179,7 @@ ranked_levels as (
         row_number() over (
             partition by level_counts.feature
             order by level_counts.n_level_rows desc, level_counts.level desc
-        ) as frequency_rank,
+        ) as frequency_rank
     from level_counts
     cross join impute_values
     where level_counts.n_level_rows >= impute_values.n_rows * {{ onehot_min_share() }}
@@ -191,7 +193,7 @@ learned_levels as (
         ranked_levels.level,
         ranked_levels.frequency_rank as slot,
         ranked_levels.n_level_rows,
-        ranked_levels.n_level_rows / impute_values.n_rows as training_share,
+        ranked_levels.n_level_rows / impute_values.n_rows as training_share
     from ranked_levels
     cross join impute_values
     where ranked_levels.frequency_rank <= {{ onehot_max_levels() }}
@@ -218,7 +220,7 @@ other_levels as (
             (any_value(impute_values.n_rows) - coalesce(sum(learned_levels.n_level_rows), 0))
             / nullif(any_value(impute_values.n_rows), 0),
             0
-        ) as training_share,
+        ) as training_share
     from categoricals
     cross join impute_values
     left join learned_levels
@@ -238,7 +240,7 @@ level_stats as (
         cast(null as double) as impute_value,
         cast(null as double) as center,
         cast(null as double) as scale,
-        cast(training_share as double) as training_share,
+        cast(training_share as double) as training_share
     from learned_levels
     union all
     select
@@ -250,7 +252,7 @@ level_stats as (
         cast(null as double) as impute_value,
         cast(null as double) as center,
         cast(null as double) as scale,
-        cast(training_share as double) as training_share,
+        cast(training_share as double) as training_share
     from other_levels
 
 ),
@@ -270,7 +272,7 @@ final as (
         stats.training_share,
         '{{ strategy }}' as imputation_strategy,
         '{{ scaler }}' as scaler,
-        (select impute_values.n_rows from impute_values) as n_training_rows,
+        (select impute_values.n_rows from impute_values) as n_training_rows
     from (
         select * from numeric_stats
         union all by name

@@ -1,6 +1,3 @@
-{#- A table: the big sources are validated and deduplicated once, not per consumer. -#}
-{{ config(materialized='table') }}
-
 with
 
 validated as (
@@ -18,7 +15,7 @@ deduplicated as (
         product_id,
         quantity,
         unit_price,
-        count(*) as n_loaded_copies,
+        count(*) as n_loaded_copies
     from validated
     group by order_id, product_id, quantity, unit_price
 
@@ -38,7 +35,7 @@ final as (
         quantity * unit_price as line_total,
 
         -- lineage
-        n_loaded_copies,
+        n_loaded_copies
 
     from deduplicated
 

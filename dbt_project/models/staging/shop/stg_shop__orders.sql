@@ -1,6 +1,3 @@
-{#- A table: the big sources are validated and deduplicated once, not per consumer. -#}
-{{ config(materialized='table') }}
-
 with
 
 validated as (
@@ -15,7 +12,7 @@ deduplicated as (
 
     select
         *,
-        count(*) over (partition by order_id) as n_loaded_copies,
+        count(*) over (partition by order_id) as n_loaded_copies
     from validated
     qualify
         row_number() over (
@@ -48,7 +45,7 @@ final as (
         cast(ordered_at as date) as ordered_on,
 
         -- lineage
-        n_loaded_copies,
+        n_loaded_copies
 
     from deduplicated
 

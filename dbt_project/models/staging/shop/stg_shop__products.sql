@@ -11,7 +11,7 @@ deduplicated as (
 
     select
         *,
-        count(*) over (partition by product_id) as n_loaded_copies,
+        count(*) over (partition by product_id) as n_loaded_copies
     from validated
     qualify
         row_number() over (
@@ -30,7 +30,7 @@ final as (
         list_price,
 
         -- lineage
-        n_loaded_copies,
+        n_loaded_copies
     from deduplicated
 
 )

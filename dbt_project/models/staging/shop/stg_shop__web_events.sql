@@ -1,6 +1,3 @@
-{#- A table: the big sources are validated and deduplicated once, not per consumer. -#}
-{{ config(materialized='table') }}
-
 with
 
 validated as (
@@ -14,7 +11,7 @@ deduplicated as (
 
     select
         *,
-        count(*) over (partition by event_id) as n_loaded_copies,
+        count(*) over (partition by event_id) as n_loaded_copies
     from validated
     qualify
         row_number() over (
@@ -41,7 +38,7 @@ final as (
         cast(event_at as date) as event_on,
 
         -- lineage
-        n_loaded_copies,
+        n_loaded_copies
 
     from deduplicated
 

@@ -12,7 +12,7 @@ customer_rows as (
 
     select
         {{ clean_text('customer_id') }} as customer_id,
-        {{ parse_timestamp('created_at') }} as created_at,
+        {{ parse_timestamp('created_at') }} as created_at
     from {{ source('shop', 'customers') }}
 
 ),
@@ -39,7 +39,7 @@ known_ids as (
             when created_at between {{ date_var('min_valid_date') }} and {{ loaded_at() }}
                 then created_at
         end) as first_created_at,
-        true as has_profile_rows,
+        true as has_profile_rows
     from customer_rows
     where customer_id is not null
     group by customer_id
@@ -49,7 +49,7 @@ known_ids as (
     select
         customer_id,
         cast(null as timestamp) as first_created_at,
-        false as has_profile_rows,
+        false as has_profile_rows
     from order_rows
     where
         customer_id is not null

@@ -6,9 +6,13 @@ source as (
 
 ),
 
-orders as (
+-- The orders that pass validation (the order ids stg_shop__orders keeps, one row each there):
+-- read from the base model, so staging reads only sources and base models.
+valid_orders as (
 
-    select * from {{ ref('stg_shop__orders') }}
+    select distinct order_id
+    from {{ ref('base_shop__orders') }}
+    where rejection_reason is null
 
 ),
 
@@ -23,7 +27,7 @@ renamed as (
         try_cast(source.quantity as integer) as quantity,
         try_cast(source.unit_price as decimal(18, 2)) as unit_price,
 
-        to_json(source) as raw_record,
+        to_json(source) as raw_record
 
     from source
 
@@ -42,12 +46,12 @@ flagged as (
             when renamed.unit_price is null then 'invalid_unit_price'
             when renamed.unit_price < 0 then 'negative_unit_price'
             when renamed.unit_price > {{ var('max_money') }} then 'absurd_unit_price'
-            when orders.order_id is null then 'orphan_order_id'
-        end as rejection_reason,
+            when valid_orders.order_id is null then 'orphan_order_id'
+        end as rejection_reason
 
     from renamed
-    left join orders
-        on renamed.order_id = orders.order_id
+    left join valid_orders
+        on renamed.order_id = valid_orders.order_id
 
 )
 

@@ -39,7 +39,7 @@ renamed as (
         -- timestamps
         {{ parse_timestamp('source.ordered_at') }} as ordered_at,
 
-        to_json(source) as raw_record,
+        to_json(source) as raw_record
 
     from source
     left join {{ ref('controlled_vocabulary') }} as status_vocabulary
@@ -67,7 +67,7 @@ flagged as (
                 then 'invalid_discount_total'
             when customers.customer_id is null then 'orphan_customer_id'
             when renamed.ordered_at < customers.first_created_at then 'ordered_before_signup'
-        end as rejection_reason,
+        end as rejection_reason
 
     from renamed
     left join customers

@@ -23,7 +23,7 @@ renamed as (
             and try_cast(source.list_price as decimal(18, 2)) is null
         ) as is_list_price_unparsable,
 
-        to_json(source) as raw_record,
+        to_json(source) as raw_record
 
     from source
 
@@ -38,7 +38,7 @@ flagged as (
             when is_list_price_unparsable then 'invalid_list_price'
             when list_price < 0 then 'negative_list_price'
             when list_price > {{ var('max_money') }} then 'absurd_list_price'
-        end as rejection_reason,
+        end as rejection_reason
 
     from renamed
 

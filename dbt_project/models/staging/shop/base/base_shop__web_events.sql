@@ -27,7 +27,7 @@ renamed as (
         -- timestamps
         try_cast(source.event_at as timestamp) as event_at,
 
-        to_json(source) as raw_record,
+        to_json(source) as raw_record
 
     from source
     left join {{ ref('controlled_vocabulary') }} as event_type_vocabulary
@@ -49,7 +49,7 @@ flagged as (
             -- Anonymous events are valid; a named customer must exist.
             when renamed.customer_id is not null and customers.customer_id is null
                 then 'orphan_customer_id'
-        end as rejection_reason,
+        end as rejection_reason
 
     from renamed
     left join customers
