@@ -23,6 +23,7 @@ import pandas as pd
 
 from ml import evaluate
 from ml.customer_value import baseline_scores as value_baseline_scores
+from ml.examples import Examples
 from ml.propensity import Algorithm, make_classifier
 from ml.revenue import SpendModel, SpendModelError, predicted_revenue
 from ml.sampling import sample_rows
@@ -139,7 +140,7 @@ def origins(snapshots: np.ndarray, horizon_days: int, n_windows: int = N_WINDOWS
 
 
 def run_backtest(
-    examples,
+    examples: Examples,
     *,
     algorithm: Algorithm,
     params: dict,
@@ -152,7 +153,7 @@ def run_backtest(
 
     Parameters
     ----------
-    examples : ml.training.Examples
+    examples : Examples
         Every training snapshot's examples.
     algorithm, params
         The classifier to refit per window (the search's winner).
@@ -179,7 +180,15 @@ def run_backtest(
     return Backtest(tuple(windows), tuple(notes))
 
 
-def _run_window(examples, origin, fit_snapshots, algorithm, params, value_at, seed):
+def _run_window(
+    examples: Examples,
+    origin: np.datetime64,
+    fit_snapshots: np.ndarray,
+    algorithm: Algorithm,
+    params: dict,
+    value_at: ValueAt,
+    seed: int,
+) -> tuple[Window, str | None]:
     in_fit = np.flatnonzero(np.isin(examples.snapshot_on, fit_snapshots))
     kept = np.zeros(len(examples.label), dtype=bool)
     kept[in_fit[sample_rows(len(in_fit), MAX_FIT_ROWS, seed)]] = True

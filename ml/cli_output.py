@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ml.pipeline import PipelineResult
     from ml.registry import ModelMetadata
     from ml.scoring import ScoreReport
-    from ml.training import TrainReport
+    from ml.train_report import TrainReport
 
 METRIC_HEADERS = {
     "roc_auc": "ROC-AUC",

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
     from ml.registry import LoadedModel, ModelMetadata
     from ml.scoring import ScoreReport
-    from ml.training import TrainOptions, TrainReport
+    from ml.train_report import TrainReport
+    from ml.training import TrainOptions
 
 
 def model_step(
@@ -278,10 +279,10 @@ def backtest_champion(
     from sklearn.metrics import roc_auc_score
 
     from ml import warehouse
-    from ml.training import Examples, _read_examples, split_for_validation
+    from ml.examples import Examples, read_examples, split_for_validation
 
     with warehouse.connect(settings.warehouse, read_only=True) as con:
-        table, _ = _read_examples(con, max_rows)
+        table, _ = read_examples(con, max_rows)
     validation = split_for_validation(Examples.from_arrow(table)).validation
     window = str(validation.snapshot_on.max())[:10]
     if window != challenger.validation_snapshot:

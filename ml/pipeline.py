@@ -26,7 +26,7 @@ from ml.lifecycle import model_step
 
 if TYPE_CHECKING:
     from ml.scoring import ScoreReport
-    from ml.training import TrainReport
+    from ml.train_report import TrainReport
 
 SCORES_TABLE = "predictions.customer_scores"
 MARKETING_TABLE = "marketing.audience_summary"

@@ -29,6 +29,12 @@ _SPEND_PARAMS = {
 }
 
 
+REVENUE_METHOD = (
+    "predicted_revenue = calibrated purchase probability x expected revenue given a purchase"
+    " (gradient boosting, gamma loss, fitted on the buyers of every training snapshot)"
+)
+
+
 class SpendModelError(ValueError):
     """The data cannot support a spend model (too few buyers with a known revenue)."""
 

@@ -7,21 +7,14 @@ until every model is fitted and every gate has passed.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime
-from importlib.metadata import version
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from sklearn.ensemble import VotingClassifier
 from threadpoolctl import threadpool_limits
 
@@ -36,14 +29,22 @@ from ml.drift import (
     non_overlapping_inputs,
 )
 from ml.errors import SegmartError
-from ml.evaluate import DEFAULT_THRESHOLD, markdown_table
+from ml.evaluate import markdown_table
+from ml.examples import (
+    TRAINING_TABLE,
+    Examples,
+    Split,
+    built_as_of,
+    built_horizon_days,
+    check_trainable,
+    customer_sample,
+    read_examples,
+    split_for_validation,
+)
 from ml.explain import ReasonCoder, feature_selection_report, permutation_importances
 from ml.features import (
-    LABEL,
-    model_input_columns,
     model_matrix,
     one_hot_levels,
-    raw_feature_columns,
     scaled_columns,
 )
 from ml.propensity import (
@@ -55,8 +56,8 @@ from ml.propensity import (
     fit_cross_fitted,
     search,
 )
-from ml.registry import LoadedModel, ModelMetadata
-from ml.revenue import SpendModel, SpendModelError
+from ml.registry import LoadedModel
+from ml.revenue import REVENUE_METHOD, SpendModel, SpendModelError
 from ml.segments import (
     Segmenter,
     SegmentMatch,
@@ -66,16 +67,13 @@ from ml.segments import (
     centroids_in_new_space,
     describe_segments,
     name_segments,
-    segments_markdown,
 )
+from ml.train_report import TrainReport, model_run_row, record_metadata
 
-TRAINING_TABLE = "ml.training_examples"
 SCORING_TABLE = "ml.customer_features"
 STATS_TABLE = "ml.feature_stats"
 MAX_OVERLAP_ROWS = 50_000  # scoring rows sampled (by customer hash) for the overlap check
 MODEL_RUNS_TABLE = "predictions.model_runs"
-MIN_EXAMPLES_PER_CLASS = 100
-_HASH_BITS = 20
 
 
 @dataclass(frozen=True)
@@ -89,150 +87,6 @@ class TrainOptions:
     # OpenMP/BLAS threads; None uses every core. Use 1 when several jobs share the machine:
     # OpenMP threads spin while they wait, which slows oversubscribed cores by 10x and more.
     n_threads: int | None = None
-
-
-@dataclass(frozen=True)
-class Examples:
-    """Training examples as model-ready columns.
-
-    `features` holds the model inputs and the raw feature columns (all float64); `inputs`
-    names the model inputs among them. `fold` (0 or 1) splits customers in two by a hash of
-    their id, the same in every snapshot.
-    """
-
-    features: pd.DataFrame
-    inputs: tuple[str, ...]
-    label: np.ndarray
-    value: np.ndarray
-    customer_id: np.ndarray
-    snapshot_on: np.ndarray
-    fold: np.ndarray
-
-    @classmethod
-    def from_arrow(cls, table: pa.Table) -> Examples:
-        """Examples from rows of `ml.training_examples` plus a `customer_fold` column."""
-        inputs = model_input_columns(table.column_names)
-        columns = [*inputs, *raw_feature_columns(table.column_names)]
-        return cls(
-            features=model_matrix(table, columns),
-            inputs=inputs,
-            label=table.column(LABEL).to_numpy(zero_copy_only=False).astype(np.int64),
-            value=table.column("revenue_in_horizon").to_numpy(zero_copy_only=False),
-            customer_id=table.column("customer_id").to_numpy(zero_copy_only=False),
-            snapshot_on=table.column("snapshot_on").to_numpy(zero_copy_only=False),
-            fold=table.column("customer_fold").to_numpy(zero_copy_only=False).astype(np.int8),
-        )
-
-    @property
-    def X(self) -> pd.DataFrame:  # noqa: N802 - scikit-learn's name
-        """The model inputs."""
-        return self.features[list(self.inputs)]
-
-    def without(self, inputs: Iterable[str]) -> Examples:
-        """The same examples with some model inputs left out (their columns stay)."""
-        left_out = set(inputs)
-        return replace(self, inputs=tuple(c for c in self.inputs if c not in left_out))
-
-    def take(self, mask: np.ndarray) -> Examples:
-        """The examples where `mask` is true."""
-        return Examples(
-            features=self.features[mask].reset_index(drop=True),
-            inputs=self.inputs,
-            label=self.label[mask],
-            value=self.value[mask],
-            customer_id=self.customer_id[mask],
-            snapshot_on=self.snapshot_on[mask],
-            fold=self.fold[mask],
-        )
-
-
-@dataclass(frozen=True)
-class Split:
-    """How the examples are used: time-aware validation, then cross-fitted final models.
-
-    Consecutive snapshots are 30 days apart but their label windows last 90, so a customer's
-    label in one snapshot largely *is* their label in the next: validating on customers the
-    model was fitted on rewards memorising them (a flexible model scored 0.02 AUC better on
-    such a validation and 0.005 worse out of time). So candidates are fitted on the earlier
-    snapshots of fold-0 customers and compared on the latest snapshot of fold-1 customers:
-    later in time, and never seen.
-    """
-
-    fit: Examples
-    validation: Examples
-    folds: tuple[Examples, Examples]
-    latest: Examples
-
-    def latest_of(self, fold: int) -> Examples:
-        """The latest snapshot of one fold's customers."""
-        return self.latest.take(self.latest.fold == fold)
-
-
-def split_for_validation(examples: Examples) -> Split:
-    """Split by time and by customer (see `Split`).
-
-    Raises
-    ------
-    SegmartError
-        No examples, or a single snapshot.
-    """
-    if len(examples.label) == 0:
-        raise SegmartError(
-            f"{TRAINING_TABLE} is empty: load raw data and run `segmart build` first"
-        )
-    is_latest = examples.snapshot_on == examples.snapshot_on.max()
-    if is_latest.all():
-        raise SegmartError(
-            f"{TRAINING_TABLE} holds a single snapshot ({_day(examples)}); time-aware "
-            "validation needs at least two: build with the dbt var n_snapshots >= 2"
-        )
-    return Split(
-        fit=examples.take(~is_latest & (examples.fold == 0)),
-        validation=examples.take(is_latest & (examples.fold == 1)),
-        folds=(examples.take(examples.fold == 0), examples.take(examples.fold == 1)),
-        latest=examples.take(is_latest),
-    )
-
-
-def check_trainable(split: Split, n_segments: int | None) -> None:
-    """Refuse to train on too little data, with a one-line reason.
-
-    Raises
-    ------
-    SegmartError
-        A part of the split has a single class or fewer than 100 examples of a class, or
-        there are fewer customers to segment than segments asked for.
-    """
-    day = _day(split.latest)
-    parts = {
-        "the earlier snapshots of half the customers": split.fit,
-        f"the latest snapshot ({day}) of one half of the customers": split.latest_of(0),
-        f"the latest snapshot ({day}) of the other half": split.latest_of(1),
-    }
-    for name, part in parts.items():
-        positives = int(part.label.sum())
-        negatives = len(part.label) - positives
-        if positives == 0 or negatives == 0:
-            kind = "bought" if negatives == 0 else "did not buy"
-            raise SegmartError(
-                f"cannot train: every example in {name} {kind} in the horizon (a single class);"
-                " the data needs both buyers and non-buyers"
-            )
-        if min(positives, negatives) < MIN_EXAMPLES_PER_CLASS:
-            raise SegmartError(
-                f"cannot train: {name}: {positives} buyers and {negatives} non-buyers; "
-                f"at least {MIN_EXAMPLES_PER_CLASS} of each are needed: load more customers"
-            )
-    needed = n_segments or 3
-    if len(split.latest.label) < needed:
-        raise SegmartError(
-            f"cannot segment {len(split.latest.label)} customers into {needed} segments: "
-            "ask for fewer segments (--segments) or load more customers"
-        )
-
-
-def _day(examples: Examples) -> str:
-    return str(np.datetime64(examples.snapshot_on.max(), "D"))
 
 
 @dataclass(frozen=True)
@@ -275,12 +129,6 @@ class RevenueFit:
             "reason": self.reason,
             "backtest": self.backtest.to_json(),
         }
-
-
-REVENUE_METHOD = (
-    "predicted_revenue = calibrated purchase probability x expected revenue given a purchase"
-    " (gradient boosting, gamma loss, fitted on the buyers of every training snapshot)"
-)
 
 
 def fit_models(
@@ -468,298 +316,9 @@ def check_overlap(
     return InputOverlap(non_overlapping_inputs(examples.X, scoring[list(examples.inputs)]), as_of)
 
 
-def training_data_sha256(examples: Examples) -> str:
-    """sha256 over the exact numbers trained on: ids, snapshots, labels and features."""
-    digest = hashlib.sha256()
-    digest.update("\n".join(map(str, examples.customer_id)).encode())
-    digest.update(np.asarray(examples.snapshot_on, "datetime64[D]").astype(np.int64).tobytes())
-    digest.update(examples.label.tobytes())
-    digest.update(",".join(examples.features.columns).encode())
-    digest.update(np.ascontiguousarray(examples.features.to_numpy(np.float64)).tobytes())
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class TrainReport:
-    """What a training run produced; `to_markdown()` is the readable version."""
-
-    metadata: ModelMetadata
-    model_dir: Path
-    candidates: list[Candidate]
-    segments: pd.DataFrame
-    importance: pd.DataFrame
-    feature_selection: pd.DataFrame
-    margins: dict[str, float]
-    warnings: tuple[str, ...] = ()
-    elapsed_seconds: float = 0.0
-    overlap: InputOverlap | None = None
-    value: ValueFit | None = None
-    segment_match: SegmentMatch | None = None
-    revenue: RevenueFit | None = None
-
-    @property
-    def model_id(self) -> str:
-        """The id of the saved model."""
-        return self.metadata.model_id
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        """Validation metrics of the model."""
-        return self.metadata.metrics
-
-    @property
-    def baselines(self) -> dict[str, dict[str, float]]:
-        """Validation metrics of each naive baseline."""
-        return self.metadata.baselines
-
-    def to_markdown(self) -> str:
-        """The report: metrics against baselines, search, segments, top features."""
-        meta = self.metadata
-        table = evaluate.metrics_table(meta.metrics, meta.baselines)
-        if self.value is not None and not self.value.baselines:
-            table.loc[f"baseline: bg_nbd (not fitted: {self.value.validation.reason})"] = np.nan
-        best = max(self.margins, key=lambda name: meta.baselines[name]["roc_auc"])
-        sections = [
-            f"# Model {meta.model_id}",
-            f"{meta.algorithm} {json.dumps(meta.params)} with {meta.calibration} calibration, "
-            f"trained on {meta.n_training_rows:,} examples from the snapshots "
-            f"{', '.join(meta.snapshots)} ({meta.horizon_days}-day horizon; as of {meta.as_of})"
-            f" in {self.elapsed_seconds:.1f} s.",
-            f"Validation: {meta.extra.get('validation', '')}. The metrics below are those of the"
-            f" chosen candidate on the {meta.n_validation_rows:,} validation customers, with"
-            " out-of-fold calibrated probabilities; accuracy, precision, recall and F1 count a"
-            f" probability of at least {meta.threshold} as a predicted buyer.",
-            "## Validation metrics",
-            markdown_table(table.rename_axis("scorer")),
-            f"ROC-AUC margin over the best baseline ({best}): {self.margins[best]:+.3f}; "
-            + ", ".join(f"{name} {margin:+.3f}" for name, margin in self.margins.items())
-            + ".",
-            "## Hyperparameter search (validation ROC-AUC)",
-            markdown_table(
-                pd.DataFrame(
-                    [(json.dumps(c.params), c.roc_auc, c.fit_seconds) for c in self.candidates],
-                    columns=["params", "roc_auc", "fit_seconds"],
-                ),
-                index=False,
-            ),
-            "## Segments",
-            segments_markdown(self.segments),
-            "## Top features (permutation importance, ROC-AUC drop)",
-            markdown_table(
-                self.importance[["feature", "importance", "importance_std"]].head(10),
-                digits=4,
-                index=False,
-            ),
-            "## Feature selection (correlation and mutual information with the label)",
-            markdown_table(self.feature_selection.head(15), digits=4, index=False),
-        ]
-        if self.segment_match is not None:
-            at = sections.index("## Segments") + 1
-            sections.insert(at, self.segment_match.to_markdown())
-        if self.value is not None:
-            at = sections.index("## Hyperparameter search (validation ROC-AUC)")
-            sections[at:at] = [
-                "## Customer value (BG/NBD and Gamma-Gamma)",
-                _value_markdown(self.value),
-            ]
-        if self.revenue is not None:
-            at = sections.index("## Hyperparameter search (validation ROC-AUC)")
-            sections[at:at] = [
-                "## Backtest (rolling origin, purchase and revenue)",
-                f"{REVENUE_METHOD}.",
-                self.revenue.backtest.to_markdown(),
-            ]
-        if self.overlap is not None:
-            at = sections.index("## Hyperparameter search (validation ROC-AUC)")
-            sections[at:at] = ["## Inputs left out before fitting", self.overlap.to_markdown()]
-        if self.warnings:
-            sections += ["## Warnings", *(f"- {warning}" for warning in self.warnings)]
-        return "\n\n".join(sections) + "\n"
-
-
-def _value_markdown(value: ValueFit) -> str:
-    validation, shipped = value.validation, value.shipped
-    lines = [
-        f"BG/NBD and Gamma-Gamma are fitted without labels on every customer's purchase history"
-        f" before the validation snapshot ({validation.snapshot_on}) to score the validation"
-        f" customers (the `bg_nbd` rows above: expected purchases in the {validation.horizon_days}"
-        " days, and probability alive; customers without a purchase before the snapshot rank"
-        f" last), and again before as_of ({shipped.snapshot_on}) for scoring.",
-    ]
-    totals = value.revenue_totals
-    if totals:
-        lines.append(
-            f"Calibration of totals on the validation customers: predicted revenue"
-            f" {totals['predicted_revenue']:,.0f} vs realised {totals['realised_revenue']:,.0f}"
-            f" (ratio {totals['ratio']:.3f}); {totals['realised_revenue_without_history']:,.0f}"
-            " of the realised revenue came from customers without a purchase before the"
-            " snapshot, whom the model does not predict."
-        )
-    for name, models in (("validation", validation), ("as_of", shipped)):
-        params = models.parameters()
-        fitted = [
-            f"{model} " + ", ".join(f"{k} {v:.4g}" for k, v in params[key].items())
-            for model, key in (("BG/NBD", "bg_nbd"), ("Gamma-Gamma", "gamma_gamma"))
-            if key in params
-        ]
-        if models.reason is not None:
-            fitted.append(f"not fitted: {models.reason}")
-        lines.append(f"- {name} fit ({models.snapshot_on}): " + "; ".join(fitted))
-    lines.append(f"predicted_clv: {shipped.parameters()['clv_method']}.")
-    return "\n\n".join(lines)
-
-
-def _library_versions() -> dict[str, str]:
-    packages = ("scikit-learn", "numpy", "pandas", "pyarrow", "duckdb", "skops")
-    return {"python": platform.python_version(), **{p: version(p) for p in packages}}
-
-
-def _model_id(trained_at: datetime, data_sha256: str, options: TrainOptions) -> str:
-    fingerprint = hashlib.sha256((data_sha256 + json.dumps(asdict(options))).encode())
-    return f"{trained_at:%Y%m%dT%H%M%SZ}-{fingerprint.hexdigest()[:8]}"
-
-
-def _metadata(
-    trained: Trained,
-    examples: Examples,
-    split: Split,
-    table: pa.Table,
-    column_dtypes: dict[str, str],
-    options: TrainOptions,
-    overlap: InputOverlap | None = None,
-    levels: dict[str, str] | None = None,
-    value: ValueFit | None = None,
-) -> ModelMetadata:
-    trained_at = datetime.now(UTC)
-    data_sha = training_data_sha256(examples)
-    snapshots = sorted({str(d) for d in np.asarray(examples.snapshot_on, "datetime64[D]")})
-    segments = trained.segments
-    return ModelMetadata(
-        model_id=_model_id(trained_at, data_sha, options),
-        trained_at=trained_at.isoformat(),
-        algorithm=options.algorithm,
-        params=trained.params,
-        random_state=options.random_state,
-        feature_columns=examples.inputs,
-        column_dtypes=column_dtypes,
-        feature_stats_id=table.column("feature_stats_id")[0].as_py(),
-        feature_stats_fitted_as_of=str(table.column("feature_stats_fitted_as_of")[0].as_py()),
-        snapshots=tuple(snapshots),
-        validation_snapshot=snapshots[-1],
-        as_of=str(_built_as_of(table)),
-        horizon_days=_built_horizon_days(table),
-        n_training_rows=len(examples.label),
-        n_validation_rows=len(split.validation.label),
-        training_data_sha256=data_sha,
-        threshold=DEFAULT_THRESHOLD,
-        calibration=trained.calibration,
-        metrics=trained.metrics,
-        baselines=trained.baselines,
-        segments={
-            "population": f"customers of the {snapshots[-1]} snapshot",
-            "n_segments": int(trained.segmenter.n_segments_),
-            "silhouette_by_k": {str(k): v for k, v in trained.segmenter.silhouette_by_k_.items()},
-            "min_share_by_k": {str(k): v for k, v in trained.segmenter.min_share_by_k_.items()},
-            "names": {
-                str(k): {"name": n, "blurb": b} for k, (n, b) in trained.segment_names.items()
-            },
-            "profiles": json.loads(segments.reset_index().to_json(orient="records")),
-            # Ids kept from the promoted model, new and vanished (None: first-time ids).
-            "stable_ids": (
-                trained.segment_match.to_json() if trained.segment_match is not None else None
-            ),
-        },
-        library_versions=_library_versions(),
-        dropped_inputs=overlap.dropped if overlap is not None else {},
-        one_hot_levels=dict(levels or {}),
-        extra={
-            "validation": (
-                f"candidates fitted on {len(split.fit.label):,} rows of the earlier snapshots of"
-                f" half the customers, compared and calibrated on the {snapshots[-1]} snapshot"
-                " of the other half; final model: one per half on every snapshot, each"
-                " calibrated on the other half's latest snapshot, probabilities averaged"
-            ),
-            # For the run report (ml/report/): curves and importances of the validation.
-            "validation_curves": trained.curves,
-            "feature_importance": trained.importance[["feature", "importance"]].to_dict("records"),
-            "feature_selection": trained.feature_selection.to_dict("records"),
-            "calibration_brier_by_method": trained.calibration_brier,
-            "search": [asdict(candidate) for candidate in trained.candidates],
-            "value_models": value.to_json() if value is not None else None,
-        },
-    )
-
-
-def _model_run_row(metadata: ModelMetadata, model_dir: Path) -> pa.Table:
-    best = max(metadata.baselines, key=lambda name: metadata.baselines[name]["roc_auc"])
-    row = {
-        "model_id": metadata.model_id,
-        "trained_at": datetime.fromisoformat(metadata.trained_at).replace(tzinfo=None),
-        "algorithm": metadata.algorithm,
-        "as_of": date.fromisoformat(metadata.as_of),
-        "horizon_days": metadata.horizon_days,
-        "feature_stats_id": metadata.feature_stats_id,
-        "training_data_sha256": metadata.training_data_sha256,
-        "artifact_sha256": metadata.artifact_sha256,
-        "n_training_rows": metadata.n_training_rows,
-        "n_validation_rows": metadata.n_validation_rows,
-        **{name: metadata.metrics[name] for name in ("roc_auc", "pr_auc", "brier")},
-        "lift_top_decile": metadata.metrics["lift_top_decile"],
-        "best_baseline": best,
-        "best_baseline_roc_auc": metadata.baselines[best]["roc_auc"],
-        "n_segments": metadata.segments["n_segments"],
-        "model_dir": str(model_dir),
-        **_backtest_columns(metadata.extra.get("revenue_model") or {}),
-        "value_models_note": _value_models_note(metadata.extra),
-    }
-    return pa.Table.from_pylist([row])
-
-
-def _backtest_columns(revenue_model: dict) -> dict[str, float | None]:
-    """The backtest's means that BI compares across runs (None without a backtest)."""
-    backtest = revenue_model.get("backtest") or {}
-    windows = backtest.get("windows") or []
-    columns = {
-        "backtest_roc_auc": ("purchase", "model", "roc_auc"),
-        "backtest_bg_nbd_roc_auc": ("purchase", "bg_nbd", "roc_auc"),
-        "backtest_revenue_capture": ("revenue", "model", "revenue_capture_top_decile"),
-        "backtest_bg_nbd_revenue_capture": (
-            "revenue",
-            "bg_nbd_gamma_gamma",
-            "revenue_capture_top_decile",
-        ),
-    }
-    out = {}
-    for column, (task, scorer, metric) in columns.items():
-        values = [w[task][scorer][metric] for w in windows if scorer in w.get(task, {})]
-        out[column] = float(np.mean(values)) if values else None
-    return out
-
-
-def _value_models_note(extra: dict) -> str | None:
-    """Why a value column will be null: the BG/NBD, Gamma-Gamma or spend fit that failed."""
-    notes = []
-    shipped = (extra.get("value_models") or {}).get("as_of") or {}
-    if shipped.get("reason"):
-        notes.append(f"value models as of {shipped.get('snapshot_on')}: {shipped['reason']}")
-    revenue = extra.get("revenue_model") or {}
-    if revenue.get("reason"):
-        notes.append(f"spend model: {revenue['reason']}")
-    return "; ".join(notes) or None
-
-
-def _built_as_of(table: pa.Table) -> date:
-    return pc.max(table.column("label_ends_on")).as_py()
-
-
-def _built_horizon_days(table: pa.Table) -> int:
-    first = table.slice(0, 1).to_pylist()[0]
-    return (first["label_ends_on"] - first["snapshot_on"]).days
-
-
 def check_build(settings: Settings, table: pa.Table) -> None:
     """Refuse training examples built for another horizon or as_of than the settings ask."""
-    horizon, as_of = _built_horizon_days(table), _built_as_of(table)
+    horizon, as_of = built_horizon_days(table), built_as_of(table)
     if horizon != settings.horizon_days:
         raise SegmartError(
             f"{TRAINING_TABLE} was built with a {horizon}-day horizon, not "
@@ -770,25 +329,6 @@ def check_build(settings: Settings, table: pa.Table) -> None:
             f"{TRAINING_TABLE} was built as of {as_of}, not {settings.as_of}: "
             f"rebuild with `segmart build --as-of {settings.as_of}`"
         )
-
-
-def _read_examples(
-    con: duckdb.DuckDBPyConnection, max_rows: int
-) -> tuple[pa.Table, dict[str, str]]:
-    warehouse.require_table(con, TRAINING_TABLE)
-    column_dtypes = warehouse.table_schema(con, TRAINING_TABLE)
-    count = warehouse.query(con, f"select count(*) as n from {TRAINING_TABLE}")
-    n_rows = count.column("n")[0].as_py()
-    # A customer's md5 decides both their sample bucket (the top 20 bits) and their fold (the
-    # lowest bit, independent of the bucket): the same in every snapshot and every run. Shifts
-    # and masks, because a modulo of the 128-bit md5_number is 40x slower than the md5 itself.
-    where, params = "", []
-    if n_rows > max_rows:
-        where = f"where md5_number(customer_id) >> {128 - _HASH_BITS} < ?"
-        params = [int(2**_HASH_BITS * max_rows / n_rows)]
-    fold = "cast(md5_number(customer_id) & 1 as tinyint) as customer_fold"
-    sql = f"select *, {fold} from {TRAINING_TABLE} {where} order by snapshot_on, customer_id"
-    return warehouse.query(con, sql, params), column_dtypes
 
 
 def _read_scoring_inputs(
@@ -802,10 +342,7 @@ def _read_scoring_inputs(
         return None, None  # a mart of another build: scoring will refuse it anyway
     count = warehouse.query(con, f"select count(*) as n, max(as_of) as as_of from {SCORING_TABLE}")
     n_rows, as_of = count.column("n")[0].as_py(), count.column("as_of")[0].as_py()
-    where, params = "", []
-    if n_rows > max_rows:
-        where = f"where md5_number(customer_id) >> {128 - _HASH_BITS} < ?"
-        params = [int(2**_HASH_BITS * max_rows / n_rows)]
+    where, params = customer_sample(n_rows, max_rows)
     select = ", ".join(f'"{column}"' for column in inputs)
     table = warehouse.query(con, f"select {select} from {SCORING_TABLE} {where}", params)
     return model_matrix(table, inputs), None if as_of is None else str(as_of)
@@ -856,7 +393,7 @@ def train(
     started = time.perf_counter()
     progress(f"reading {TRAINING_TABLE}")
     with warehouse.connect(settings.warehouse, read_only=True) as con:
-        table, column_dtypes = _read_examples(con, options.max_training_rows)
+        table, column_dtypes = read_examples(con, options.max_training_rows)
         examples = Examples.from_arrow(table)
         scoring, scoring_as_of = _read_scoring_inputs(con, examples.inputs, MAX_OVERLAP_ROWS)
         levels = _read_one_hot_levels(con, table)
@@ -880,7 +417,7 @@ def train(
     with threadpool_limits(limits=options.n_threads):
         revenue = _fit_revenue(settings, examples, trained.params, options, table)
     trained = replace(trained, spend=revenue.spend)
-    metadata = _metadata(
+    metadata = record_metadata(
         trained, examples, split, table, column_dtypes, options, overlap, levels, value
     )
     metadata.extra["revenue_model"] = revenue.to_json()
@@ -983,7 +520,7 @@ def _fit_revenue(
         reason = None
     except SpendModelError as error:
         spend, reason = None, str(error)
-    horizon = _built_horizon_days(table)
+    horizon = built_horizon_days(table)
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         backtest = run_backtest(
             examples,
@@ -1031,8 +568,8 @@ def _fit_value(settings: Settings, split: Split, table: pa.Table) -> ValueFit:
             customer_ids=validation.customer_id,
             label=validation.label,
             revenue=validation.value,
-            as_of=_built_as_of(table),
-            horizon_days=_built_horizon_days(table),
+            as_of=built_as_of(table),
+            horizon_days=built_horizon_days(table),
         )
 
 
@@ -1050,7 +587,7 @@ def _save(settings: Settings, trained: Trained, report: TrainReport) -> TrainRep
     saved = registry.save_model(settings.models_dir, model, report.to_markdown())
     try:
         with warehouse.connect(settings.warehouse) as con:
-            warehouse.append_rows(con, MODEL_RUNS_TABLE, _model_run_row(saved, report.model_dir))
+            warehouse.append_rows(con, MODEL_RUNS_TABLE, model_run_row(saved, report.model_dir))
     except BaseException:
         # A model whose run is not recorded would be invisible to BI: undo the save.
         registry.remove_model(settings.models_dir, saved.model_id)

@@ -22,7 +22,8 @@ from ml.config import Settings
 from ml.evaluate import baseline_scores
 from ml.registry import load_model
 from ml.scoring import SCORES_TABLE, ScoreReport, score, score_batch, scorer_columns
-from ml.training import TrainOptions, TrainReport, train
+from ml.train_report import TrainReport
+from ml.training import TrainOptions, train
 from scripts.ground_truth import (
     load_ground_truth,
     load_uplift_windows,

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from ml.backtest import N_WINDOWS, origins, run_backtest
-from ml.training import Examples
+from ml.examples import Examples
 from tests.ml import synthetic_marts
 
 

@@ -6,6 +6,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+from ml.examples import split_for_validation
 from ml.propensity import (
     ALGORITHMS,
     PropensityModel,
@@ -14,7 +15,6 @@ from ml.propensity import (
     make_classifier,
     search,
 )
-from ml.training import split_for_validation
 from tests.ml import examples_from, single_threaded, synthetic_marts  # noqa: F401 - autouse fixture
 
 
