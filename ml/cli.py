@@ -214,7 +214,10 @@ def build_warehouse(
 
         summary = run_dbt(
             settings,
-            command=f"build --selector {selector}",
+            # Unit tests check the SQL's logic on fixed inputs, not the shop's data: dbt advises
+            # running them in development and CI only. `dbt build` by hand and `make test` run
+            # them; skipping them here cut a 2,000-customer build from 9.1 s to 6.9 s.
+            command=f"build --selector {selector} --exclude-resource-type unit_test",
             variables=dbt_vars(settings, stats_as_of),
             full_refresh=full_refresh,
             on_node=on_node,
