@@ -244,12 +244,13 @@
 
 
 {#- A required table none of whose key timestamps parse (dates written 01/02/1997, say) would
-    quarantine every row and fail far downstream: say so here, with an example and the fix. -#}
+    quarantine every row and fail far downstream: say so here, with an example (the smallest,
+    so the message is the same every run) and the fix. -#}
 {% macro _check_key_timestamps(table_name, spec, target, path) %}
     {% for column in spec.key_columns if column in spec.timestamps %}
         {% set found = run_query(
             "select count(*) filter (where " ~ parse_timestamp(column) ~ " is not null),"
-            ~ " any_value(" ~ column ~ ") filter (where " ~ parse_timestamp(column) ~ " is null)"
+            ~ " min(" ~ column ~ ") filter (where " ~ parse_timestamp(column) ~ " is null)"
             ~ " from " ~ target
         ) %}
         {% if found.rows[0][0] == 0 %}
