@@ -8,7 +8,7 @@ import pytest
 
 from ml.backtest import N_WINDOWS, origins, run_backtest
 from ml.examples import Examples
-from tests.ml import synthetic_marts
+from tests.ml.synthetic import synthetic_marts
 
 
 def _examples(n_snapshots: int, n_customers: int = 1500, seed: int = 3) -> Examples:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from ml.cli import app
-from tests.ml import single_threaded, synthetic_warehouse  # noqa: F401 - an autouse fixture
+from tests.ml.synthetic import single_threaded, synthetic_warehouse  # noqa: F401 - an autouse fixture
 
 COMMANDS = ("generate", "build", "train", "score", "run", "export", "publish", "report", "forget")
 TRAIN_OPTIONS = ("--algorithm", "logistic_regression", "--segments", "3")

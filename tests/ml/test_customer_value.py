@@ -10,7 +10,7 @@ from ml.customer_value import (
     revenue_totals,
 )
 from ml.value import collapse_identical_rows
-from tests.ml import synthetic_value_inputs
+from tests.ml.synthetic import synthetic_value_inputs
 from tests.ml.value.simulate import BetaGeoParams, simulate_purchases
 
 

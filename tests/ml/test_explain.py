@@ -10,7 +10,7 @@ from ml.explain import (
     render,
 )
 from ml.features import model_input_columns
-from tests.ml import examples_from, single_threaded, synthetic_marts  # noqa: F401 - autouse fixture
+from tests.ml.synthetic import examples_from, single_threaded, synthetic_marts  # noqa: F401 - autouse fixture
 
 
 def test_phrases_read_like_a_marketer_would_write_them():

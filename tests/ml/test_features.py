@@ -11,7 +11,7 @@ from ml.features import (
     raw_feature_columns,
     scaled_columns,
 )
-from tests.ml import synthetic_marts
+from tests.ml.synthetic import synthetic_marts
 
 MART_COLUMNS = [
     "customer_id",

@@ -21,7 +21,7 @@ from ml.config import Settings
 from ml.errors import SegmartError
 from ml.lifecycle import Backtest, model_step
 from ml.training import TrainOptions
-from tests.ml import (
+from tests.ml.synthetic import (
     AS_OF,
     STATS_ID,
     settings_for,

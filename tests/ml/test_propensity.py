@@ -15,7 +15,7 @@ from ml.propensity import (
     make_classifier,
     search,
 )
-from tests.ml import examples_from, single_threaded, synthetic_marts  # noqa: F401 - autouse fixture
+from tests.ml.synthetic import examples_from, single_threaded, synthetic_marts  # noqa: F401 - autouse fixture
 
 
 @pytest.fixture(scope="module")

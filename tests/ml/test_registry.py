@@ -14,7 +14,7 @@ from ml.errors import SegmartError
 from ml.propensity import ALGORITHMS, PropensityModel, fit_cross_fitted
 from ml.registry import ALLOWED_TYPES, ARTIFACT, METADATA
 from ml.training import TrainOptions, train
-from tests.ml import (
+from tests.ml.synthetic import (
     settings_for,
     single_threaded,  # noqa: F401 - autouse fixture
     synthetic_warehouse,

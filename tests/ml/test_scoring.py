@@ -21,7 +21,7 @@ from ml.scoring import (
     scorer_columns,
 )
 from ml.training import TrainOptions, train
-from tests.ml import (
+from tests.ml.synthetic import (
     settings_for,
     single_threaded,  # noqa: F401 - autouse fixture
     synthetic_marts,

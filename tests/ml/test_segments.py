@@ -14,7 +14,7 @@ from ml.segments import (
     match_segments,
     name_segments,
 )
-from tests.ml import single_threaded  # noqa: F401 - autouse fixture
+from tests.ml.synthetic import single_threaded  # noqa: F401 - autouse fixture
 
 
 def _blobs(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

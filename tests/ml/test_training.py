@@ -9,7 +9,7 @@ import pytest
 from ml.errors import SegmartError
 from ml.scoring import score
 from ml.training import MODEL_RUNS_TABLE, TrainOptions, train
-from tests.ml import (
+from tests.ml.synthetic import (
     settings_for,
     single_threaded,  # noqa: F401 - autouse fixture
     synthetic_marts,
