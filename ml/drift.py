@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 PSI_DRIFT_THRESHOLD = 0.25
 """Above this PSI a feature has shifted enough that the model's scores deserve suspicion."""
@@ -76,6 +77,7 @@ class DriftReference(BaseEstimator):
 
     def count(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         """Rows per training bin of each feature in one batch; add batches up with `+`."""
+        check_is_fitted(self)
         return {
             column: self._bin_counts(X[column].to_numpy(dtype=np.float64), edges)
             for column, edges in self.edges_.items()
@@ -89,6 +91,7 @@ class DriftReference(BaseEstimator):
         pandas.DataFrame
             Columns `feature`, `psi`, `is_drifted` (psi > 0.25), most drifted first.
         """
+        check_is_fitted(self)
         rows = [
             (column, population_stability_index(self.expected_[column], counts[column]))
             for column in self.edges_

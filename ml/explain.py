@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import mutual_info_classif
 from sklearn.metrics import roc_auc_score
+from sklearn.utils.validation import check_is_fitted
 
 from ml.features import MISSING_SUFFIX, SCALED_SUFFIX, feature_groups, input_label
 from ml.sampling import sample_rows
@@ -301,6 +302,7 @@ class ReasonCoder(BaseEstimator):
 
     def push(self, batch: pd.DataFrame) -> np.ndarray:
         """Signed push of each reason feature on each row's score (rows x features)."""
+        check_is_fitted(self)
         scaled = batch[[f"{f}{SCALED_SUFFIX}" for f in self.features_]].to_numpy(np.float64)
         push = (scaled - self.center_) / self.scale_ * self.direction_ * self.weight_
         for j, feature in enumerate(self.features_):

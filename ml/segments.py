@@ -13,6 +13,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
+from sklearn.utils.validation import check_is_fitted
 
 from ml.evaluate import markdown_table
 from ml.features import MISSING_SUFFIX, SCALED_SUFFIX
@@ -145,6 +146,7 @@ class Segmenter(BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Segment id (1..k) of each row."""
+        check_is_fitted(self)
         columns = list(self.feature_names_in_)
         return self.segment_of_cluster_[self.kmeans_.predict(X[columns].to_numpy(np.float64))]
 
