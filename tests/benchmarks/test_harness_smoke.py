@@ -16,13 +16,10 @@ import pandas as pd
 import pytest
 
 from benchmarks import pandas_reference
-from benchmarks.run import (
-    BenchmarkError,
-    check_equivalence,
-    main,
-    run_single_query,
-    summarize,
-)
+from benchmarks.compare import check_equivalence
+from benchmarks.measure import BenchmarkError
+from benchmarks.references import run_single_query
+from benchmarks.run import main, summarize
 from tests.conftest import AS_OF, HORIZON_DAYS
 
 
