@@ -93,10 +93,13 @@ def run_dbt(
     select: str | None = None,
     full_refresh: bool = False,
     on_node: Callable[[str, str], None] | None = None,
+    unit_tests: bool = True,
 ) -> BuildSummary:
     """Invoke dbt `command` (build, run, test, docs generate ...) on the segmart project.
 
-    Raises SegmartError with the first failing node and its message on failure.
+    `unit_tests=False` leaves dbt's unit tests out (they check the SQL's logic on fixed inputs,
+    not the shop's data). Raises SegmartError with the first failing node and its message on
+    failure.
     """
     args = [
         *command.split(),
@@ -118,6 +121,8 @@ def run_dbt(
         args += ["--select", select]
     if full_refresh:
         args.append("--full-refresh")
+    if not unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
 
     def callback(event: EventMsg) -> None:
         if on_node and event.info.name == "NodeFinished":

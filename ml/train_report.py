@@ -169,7 +169,10 @@ def _library_versions() -> dict[str, str]:
 
 
 def _model_id(trained_at: datetime, data_sha256: str, options: TrainOptions) -> str:
-    fingerprint = hashlib.sha256((data_sha256 + json.dumps(asdict(options))).encode())
+    # The full timestamp is hashed in: two trainings on the same data within one second (a
+    # small shop trains in under one) must still get two ids.
+    seed = data_sha256 + json.dumps(asdict(options)) + trained_at.isoformat()
+    fingerprint = hashlib.sha256(seed.encode())
     return f"{trained_at:%Y%m%dT%H%M%SZ}-{fingerprint.hexdigest()[:8]}"
 
 
