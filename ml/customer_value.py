@@ -234,19 +234,19 @@ def scored_value(models: ValueModels, inputs: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({column: np.full(n, np.nan) for column in SCORED_VALUE_COLUMNS})
     if models.purchases is None:
         return out
-    predicted = predict_value(models, inputs)
-    out["expected_orders"] = predicted["expected_orders"].to_numpy()
-    out["probability_alive"] = predicted["probability_alive"].to_numpy()
-    bought = inputs["frequency"].notna().to_numpy()
     purchases, horizon, clv = models.purchases, models.horizon_days, models.clv_days
     new_customer = purchases.expected_purchases([clv, horizon])
-    ratio = np.full(n, float(new_customer[0] / new_customer[1]))
+    out["clv_ratio"] = float(new_customer[0] / new_customer[1])
+    bought = inputs["frequency"].notna().to_numpy()
     if bought.any():
         rows = inputs.loc[bought]
         x, t_x, T = (rows[c].to_numpy(np.float64) for c in ("frequency", "recency_days", "t_days"))
+        # No Gamma-Gamma here: spend comes from the spend model (ml/revenue.py).
+        in_horizon = purchases.conditional_expected_purchases(horizon, x, t_x, T)
+        out.loc[bought, "expected_orders"] = in_horizon
+        out.loc[bought, "probability_alive"] = purchases.conditional_probability_alive(x, t_x, T)
         longer = purchases.conditional_expected_purchases(clv, x, t_x, T)
-        ratio[bought] = longer / purchases.conditional_expected_purchases(horizon, x, t_x, T)
-    out["clv_ratio"] = ratio
+        out.loc[bought, "clv_ratio"] = longer / in_horizon
     return out
 
 
