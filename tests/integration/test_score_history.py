@@ -2,12 +2,14 @@
 
 One module-scoped sequence on a private copy of the shared scored warehouse (model A trained
 and scored as of AS_OF): re-score AS_OF with A, build one step later (AS_OF + 30 days, its own
-feature statistics), retrain (model B keeps A's segment ids where its clusters match), score
+feature statistics), promote a copy of A whose segment ids run backwards, retrain (model B keeps
+that champion's ids where its clusters match, which its own value order would not), score
 with B, build the marketing marts.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -41,6 +43,8 @@ class History:
     settings: Settings
     first_model: str
     second_model: str
+    reference_model: str  # the champion the retrain matched: first_model with ids reversed
+    n_segments: int
     rows_after_first_scoring: int
     rows_after_rescoring: int
 
@@ -62,6 +66,7 @@ def history(
     before = _count(settings, rows)
     score(settings, first)
     after = _count(settings, rows)
+    reference = _promote_with_reversed_ids(settings, first)
     later = replace(settings, as_of=LATER)
     run_dbt(later, "build --selector warehouse", dbt_vars(later))
     options = TrainOptions(
@@ -70,7 +75,35 @@ def history(
     second = train(later, options).model_id
     score(later, second)
     build_marketing(later)
-    return History(later, first, second, before, after)
+    n_segments = registry.load_metadata(settings.models_dir, first).segments["n_segments"]
+    return History(
+        settings=later,
+        first_model=first,
+        second_model=second,
+        reference_model=reference,
+        n_segments=n_segments,
+        rows_after_first_scoring=before,
+        rows_after_rescoring=after,
+    )
+
+
+def _promote_with_reversed_ids(settings: Settings, model_id: str) -> str:
+    """Promote a copy of the model whose segment ids run backwards (k..1) and return its id.
+
+    The retrained model's own value order would give the first model's ids again; against a
+    reference with other ids only the matching can keep them, so the tests below would fail
+    without it.
+    """
+    model = registry.load_model(settings.models_dir, model_id)
+    k = int(model.segmenter.n_segments_)
+    segmenter = copy.deepcopy(model.segmenter)
+    segmenter.segment_of_cluster_ = k + 1 - segmenter.segment_of_cluster_
+    names = {k + 1 - segment: name for segment, name in model.segment_names.items()}
+    metadata = replace(model.metadata, model_id=f"{model_id[:-8]}reversed")
+    copied = replace(model, metadata=metadata, segmenter=segmenter, segment_names=names)
+    registry.save_model(settings.models_dir, copied, "segment ids reversed (test)")
+    registry.promote(settings, metadata.model_id, "segment ids reversed (test)")
+    return metadata.model_id
 
 
 def test_rescoring_the_same_as_of_with_the_same_model_replaces_its_slice(history: History):
@@ -154,7 +187,8 @@ def test_a_retrain_one_step_later_keeps_the_segment_of_customers_whose_behaviour
             select customer_id, as_of, segment_id from predictions.customer_score_history
         )
         select
-            count(*) filter (where before.segment_id = after.segment_id),
+            -- the reference's id of the segment first scored: the reversed one
+            count(*) filter (where ? + 1 - before.segment_id = after.segment_id),
             count(*)
         from unchanged
         inner join runs as before on unchanged.customer_id = before.customer_id
@@ -162,7 +196,7 @@ def test_a_retrain_one_step_later_keeps_the_segment_of_customers_whose_behaviour
         inner join runs as after on unchanged.customer_id = after.customer_id
             and after.as_of = ?
         """,
-            [AS_OF, AS_OF, LATER, AS_OF, LATER, AS_OF, LATER],
+            [AS_OF, AS_OF, LATER, AS_OF, LATER, history.n_segments, AS_OF, LATER],
         )
         .fetchone()
     )
@@ -173,12 +207,12 @@ def test_a_retrain_one_step_later_keeps_the_segment_of_customers_whose_behaviour
 def test_the_retrained_model_records_which_ids_it_kept_from_which_model(history: History):
     model_dir = history.settings.models_dir / history.second_model
     stable = json.loads((model_dir / "metadata.json").read_text())["segments"]["stable_ids"]
-    assert stable["reference_model_id"] == history.first_model
+    assert stable["reference_model_id"] == history.reference_model
     # Five segments a month apart on the same shop: each found again, well within the limit.
     assert set(stable["kept"]) == {"1", "2", "3", "4", "5"} and stable["vanished"] == []
     assert max(stable["kept"].values()) < MAX_MATCH_DISTANCE / 2
     report = (model_dir / "report.md").read_text()
-    assert f"Segment ids follow model {history.first_model}" in report
+    assert f"Segment ids follow model {history.reference_model}" in report
 
 
 def test_without_a_score_history_the_marts_build_empty(
