@@ -62,9 +62,19 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 _DBT_WRAPPER = re.compile(r"^(\w+ )?(Compilation|Runtime|Database|Parsing|Dependency) Error\b|^>")
 
 
+_RAISED = re.compile(r"^[\w.]*(Error|Exception): (?P<message>.+)$")
+
+
 def _first_error_line(text: object) -> str:
-    """The cause inside dbt's wrapper lines ("Runtime Error in model x", "> in macro ...")."""
+    """The cause inside dbt's wrapper lines ("Runtime Error in model x", "> in macro ...").
+
+    A Python model's failure carries its traceback: the cause is the exception's own line.
+    """
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        raised = [m["message"] for m in map(_RAISED.match, lines) if m]
+        if raised:
+            return raised[-1]
     useful = [
         line for line in lines if not _DBT_WRAPPER.search(line) and "compiled code" not in line
     ]

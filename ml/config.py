@@ -186,6 +186,8 @@ class Settings:
         return {
             "SEGMART_RAW_DIR": str(self.raw_dir),
             "SEGMART_WAREHOUSE": str(self.warehouse),
+            # The registry dbt's predictions models load the champion from.
+            "SEGMART_MODELS_DIR": str(self.models_dir),
             "SEGMART_TARGET": self.target,
             DBT_HASH_KEY_VARIABLE: self.hash_key(),
         }

@@ -277,6 +277,59 @@ class _Accumulated:
     drift_counts: dict[str, np.ndarray]
 
 
+@dataclass(frozen=True)
+class Spooled:
+    """One scoring's results on disk: the scores, the BG/NBD columns, and the drift counts."""
+
+    scores: Path
+    value: Path
+    n_customers: int
+    as_of: date
+    drift_counts: dict[str, np.ndarray]
+    # Set when the BG/NBD columns are null, saying why.
+    null_value: str | None
+
+    def ranked(self, con: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
+        """The scores with their deciles and value columns, as `customer_scores` holds them."""
+        return warehouse.stream_query(con, _RANKED_SCORES_SQL, [str(self.scores), str(self.value)])
+
+
+def spool_scores(
+    con: duckdb.DuckDBPyConnection,
+    model: LoadedModel,
+    batches: Iterator[pa.RecordBatch],
+    spool_dir: Path,
+    batch_size: int,
+    n_threads: int | None = None,
+) -> Spooled:
+    """Score the feature batches and spool the results in `spool_dir` (the caller's to delete).
+
+    Shared by `segmart score` and the dbt Python model `customer_scores`, so both score alike.
+    """
+    scores, value = spool_dir / "scores.parquet", spool_dir / "value.parquet"
+    with threadpool_limits(limits=n_threads):
+        done = _score_to_spool(model, batches, scores)
+        null_value = _value_to_spool(con, model, done.as_of, value, batch_size)
+    return Spooled(scores, value, done.n_customers, done.as_of, done.drift_counts, null_value)
+
+
+def score_warnings(model: LoadedModel, drift: pd.DataFrame, null_value: str | None) -> tuple:
+    """One line per drifted feature, and for null value or revenue columns."""
+    warnings = tuple(
+        f"feature {row.feature} drifted since training (PSI {row.psi:.2f} > 0.25)"
+        for row in drift.itertuples()
+        if row.is_drifted
+    )
+    if null_value is not None:
+        warnings += (null_value,)
+    if model.spend is None:
+        warnings += (
+            "predicted_revenue and predicted_clv are null: model"
+            f" {model.metadata.model_id} has no spend model (see its train report)",
+        )
+    return warnings
+
+
 def _score_to_spool(
     model: LoadedModel, batches: Iterator[pa.RecordBatch], spool: Path
 ) -> _Accumulated:
@@ -346,7 +399,7 @@ def _value_models_at(
     )
 
 
-def _with_run_columns(table: pd.DataFrame, model_id: str, as_of: date) -> pa.Table:
+def with_run_columns(table: pd.DataFrame, model_id: str, as_of: date) -> pa.Table:
     stamped = table.assign(model_id=model_id, as_of=as_of)
     return pa.Table.from_pandas(stamped, preserve_index=False)
 
@@ -426,28 +479,23 @@ def score(
         with tempfile.TemporaryDirectory(
             dir=settings.warehouse.parent, prefix=spool_prefix
         ) as spool_dir:
-            spool = Path(spool_dir) / "scores.parquet"
-            value_spool = Path(spool_dir) / "value.parquet"
-            with threadpool_limits(limits=n_threads):
-                done = _score_to_spool(model, batches, spool)
-                null_value = _value_to_spool(con, model, done.as_of, value_spool, batch_size)
+            done = spool_scores(con, model, batches, Path(spool_dir), batch_size, n_threads)
             sums = SegmentSums.of_relation(
-                con, f"read_parquet(?) join {FEATURES_TABLE} using (customer_id)", [str(spool)]
+                con,
+                f"read_parquet(?) join {FEATURES_TABLE} using (customer_id)",
+                [str(done.scores)],
             )
             segments = describe_segments(sums.profiles(), model.segment_names)
             drift = model.drift.psi(done.drift_counts)
             progress(f"writing {done.n_customers:,} scores")
-            ranked = warehouse.stream_query(
-                con, _RANKED_SCORES_SQL, [str(spool), str(value_spool)]
-            )
             warehouse.replace_tables(
                 con,
                 {
-                    SCORES_TABLE: ranked,
-                    PROFILES_TABLE: _with_run_columns(
+                    SCORES_TABLE: done.ranked(con),
+                    PROFILES_TABLE: with_run_columns(
                         segments.reset_index(), meta.model_id, done.as_of
                     ),
-                    DRIFT_TABLE: _with_run_columns(drift, meta.model_id, done.as_of),
+                    DRIFT_TABLE: with_run_columns(drift, meta.model_id, done.as_of),
                 },
                 slices=[_history_slice(meta.model_id, done.as_of)],
             )
@@ -458,18 +506,7 @@ def score(
             " min(purchase_probability) as min_probability"
             f" from {SCORES_TABLE} group by all order by all",
         ).to_pandas()
-    warnings = tuple(
-        f"feature {row.feature} drifted since training (PSI {row.psi:.2f} > 0.25)"
-        for row in drift.itertuples()
-        if row.is_drifted
-    )
-    if null_value is not None:
-        warnings += (null_value,)
-    if model.spend is None:
-        warnings += (
-            f"predicted_revenue and predicted_clv are null: model {meta.model_id} has no spend"
-            " model (see its train report)",
-        )
+    warnings = score_warnings(model, drift, done.null_value)
     for warning in warnings:
         progress(f"warning: {warning}")
     return ScoreReport(

@@ -75,7 +75,10 @@ REAL_WORLD_REGIONS = {
 SCORING_ONLY_REGION = "luxembourg"
 # Unit tests do not depend on the data (the session build runs them); marketing reads
 # predictions that do not exist yet.
-EXCLUDE = "--exclude path:models/marts/marketing --exclude-resource-type unit_test"
+EXCLUDE = (
+    "--exclude path:models/marts/predictions path:models/marts/marketing"
+    " --exclude-resource-type unit_test"
+)
 
 
 class SeedNormScaler(TransformerMixin, BaseEstimator):

@@ -14,7 +14,7 @@ playbook as (
 
 customer_scores as (
 
-    select * from {{ source('predictions', 'customer_scores') }}
+    select * from {{ ref('customer_scores') }}
 
 ),
 

@@ -14,13 +14,13 @@ audience_candidates as (
 
 segment_profiles as (
 
-    select * from {{ source('predictions', 'segment_profiles') }}
+    select * from {{ ref('segment_profiles') }}
 
 ),
 
 customer_scores as (
 
-    select * from {{ source('predictions', 'customer_scores') }}
+    select * from {{ ref('customer_scores') }}
 
 ),
 

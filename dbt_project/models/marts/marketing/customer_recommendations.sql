@@ -31,7 +31,7 @@ snapshot_dates as (
 
 customer_scores as (
 
-    select * from {{ source('predictions', 'customer_scores') }}
+    select * from {{ ref('customer_scores') }}
 
 ),
 

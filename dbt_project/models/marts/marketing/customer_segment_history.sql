@@ -3,10 +3,11 @@
     published file for nothing BI reads directly). -#}
 {{ config(materialized='ephemeral') }}
 
-{#- `segmart score` writes the history; a warehouse scored before it existed has none. The marts
-    on it are then empty instead of failing: a missing optional input degrades the output. The
-    source is resolved unconditionally so lineage shows it either way. -#}
-{%- set history_source = source('predictions', 'customer_score_history') -%}
+{#- Scoring (`segmart score`, or dbt's predictions models) writes the history; a warehouse
+    scored before it existed has none. The marts on it are then empty instead of failing: a
+    missing optional input degrades the output. The ref is resolved unconditionally so lineage
+    shows it either way. -#}
+{%- set history_source = ref('customer_score_history') -%}
 {%- set history_relation = load_relation(history_source) -%}
 
 with

@@ -8,7 +8,7 @@ rfm_scores as (
 
 customer_scores as (
 
-    select * from {{ source('predictions', 'customer_scores') }}
+    select * from {{ ref('customer_scores') }}
 
 ),
 

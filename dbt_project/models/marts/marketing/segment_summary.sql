@@ -2,13 +2,13 @@ with
 
 customer_scores as (
 
-    select * from {{ source('predictions', 'customer_scores') }}
+    select * from {{ ref('customer_scores') }}
 
 ),
 
 segment_profiles as (
 
-    select * from {{ source('predictions', 'segment_profiles') }}
+    select * from {{ ref('segment_profiles') }}
 
 ),
 
