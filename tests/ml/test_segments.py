@@ -1,7 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
 
+from ml.registry import ALLOWED_TYPES
 from ml.segments import (
     ARCHETYPES,
     PROFILE_FEATURES,
@@ -198,3 +200,15 @@ def test_kept_segments_keep_the_reference_names_and_a_new_one_never_reuses_one()
     assert {names[s] for s in match.kept_ids} == set(reference_names.values())
     assert names[3] == ("Lapsed 3", "b")
     assert len({name for name, _ in names.values()}) == 3
+
+
+def test_an_artifact_records_the_segmenter_under_the_path_the_registry_trusts(tmp_path):
+    # The class lives in ml/segments/segmenter.py; artifacts name it ml.segments.Segmenter,
+    # so models saved before the package split still load and new ones pass the allow-list.
+    X, value = _blobs()
+    segmenter = Segmenter(k_range=(3, 4), random_state=0).fit(X, value)
+    sio.dump(segmenter, tmp_path / "segmenter.skops")
+    recorded = sio.get_untrusted_types(file=tmp_path / "segmenter.skops")
+    assert "ml.segments.Segmenter" in recorded and set(recorded) <= ALLOWED_TYPES
+    loaded = sio.load(tmp_path / "segmenter.skops", trusted=recorded)
+    assert (loaded.predict(X) == segmenter.predict(X)).all()
