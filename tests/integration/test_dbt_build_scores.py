@@ -100,7 +100,31 @@ def test_a_tampered_champion_fails_the_build_and_keeps_the_scores(
     artifact = registry.verified_artifact(settings.models_dir, champion)
     artifact.write_bytes(artifact.read_bytes() + b"tampered")
 
-    with pytest.raises(SegmartError, match="customer_scores: model artifact .* was modified"):
+    with pytest.raises(SegmartError, match=r"customer_scores: model artifact .* was modified"):
+        run_dbt(
+            settings,
+            "build",
+            dbt_vars(settings),
+            select="champion_model champion_features customer_scores",
+        )
+
+    after = _read(settings, ("predictions.customer_scores",))
+    pd.testing.assert_frame_equal(
+        after["predictions.customer_scores"], before["predictions.customer_scores"]
+    )
+
+
+def test_a_champion_whose_statistics_are_gone_fails_in_one_line(
+    marketing_dir: Path,  # noqa: F811
+    generated_data: Path,
+    tmp_path: Path,
+) -> None:
+    settings = _promoted(marketing_dir, generated_data, tmp_path)
+    before = _read(settings, ("predictions.customer_scores",))
+    with duckdb.connect(str(settings.warehouse)) as con:
+        con.execute("delete from ml.feature_stats")
+
+    with pytest.raises(SegmartError, match=r"customer_scores: the feature statistics of champion"):
         run_dbt(
             settings,
             "build",
