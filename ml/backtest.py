@@ -6,6 +6,9 @@ With the default 6 snapshots 30 days apart and a 90-day horizon, the three lates
 origins, fitted on 3, 2 and 1 earlier snapshots. The origin's customers are scored (the purchase
 classifier with the search's winning settings, the spend model, and BG/NBD + Gamma-Gamma fitted
 on the history before the origin) and compared with what they did in the next horizon.
+The spend model's seasonal factor is computed at the origin from the daily revenue before it,
+relative to the horizons of the window's own fit snapshots (`ml.seasonality`), as training
+computes the shipped one at as_of.
 
 Two honest caveats, stated in the report: the model inputs were scaled and imputed with the
 build's statistics (fitted on the latest training population), which changes nothing for
@@ -27,6 +30,7 @@ from ml.examples import Examples
 from ml.propensity import Algorithm, make_classifier
 from ml.revenue import SpendModel, SpendModelError, predicted_revenue
 from ml.sampling import sample_rows
+from ml.seasonality import SeasonalFactor, seasonal_factor
 
 N_WINDOWS = 3
 # Rows each window's models are fitted on, at most (a deterministic sample). On a 100k-customer
@@ -55,6 +59,9 @@ class Window:
     revenue: dict[str, dict[str, float]]
     # Scorer -> cumulative share of the realised revenue from the top 10%, 20%, ... by score.
     revenue_gains: dict[str, list[float]] = field(default_factory=dict)
+    # The spend model's seasonal factor at the origin (None without a spend model): the
+    # model's total_ratio divided by it is the ratio without the seasonal adjustment.
+    seasonal_factor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,28 @@ class Backtest:
             )
             parts += [f"**{task.capitalize()}**", evaluate.markdown_table(table)]
         parts += [f"- {note}" for note in self.notes]
+        seasonal = self.seasonal_markdown()
+        if seasonal:
+            parts.append(seasonal)
         return "\n\n".join(parts)
+
+    def seasonal_markdown(self) -> str:
+        """Each window's seasonal factor and the model's total_ratio with and without it."""
+        rows = [
+            (w.origin, w.seasonal_factor, w.revenue["model"]["total_ratio"])
+            for w in self.windows
+            if w.seasonal_factor is not None and "total_ratio" in w.revenue.get("model", {})
+        ]
+        if not rows:
+            return ""
+        shown = ", ".join(
+            f"{origin} {factor:.3f} ({ratio / factor:.3f} -> {ratio:.3f})"
+            for origin, factor, ratio in rows
+        )
+        return (
+            "Seasonal factor of the model's predicted revenue per origin (its total_ratio"
+            f" without -> with it): {shown}."
+        )
 
 
 def origins(snapshots: np.ndarray, horizon_days: int, n_windows: int = N_WINDOWS) -> list:
@@ -148,6 +176,7 @@ def run_backtest(
     value_at: ValueAt,
     seed: int,
     n_windows: int = N_WINDOWS,
+    daily_revenue: pd.DataFrame | None = None,
 ) -> Backtest:
     """Fit and score every window (see the module docstring).
 
@@ -161,6 +190,9 @@ def run_backtest(
         The label horizon.
     value_at
         Fits BG/NBD + Gamma-Gamma on the history before an origin and predicts its customers.
+    daily_revenue
+        Rows of `ml.daily_revenue` for the seasonal factors (None: no adjustment, said in the
+        notes); each window reads only the days before its origin.
     """
     found = origins(examples.snapshot_on, horizon_days, n_windows)
     notes = []
@@ -169,15 +201,17 @@ def run_backtest(
             f"{len(found)} of {n_windows} windows: each needs a snapshot {horizon_days} days or"
             " more before it; build more snapshots (dbt var n_snapshots) for more"
         )
-    windows = []
+    windows, seasons = [], []
     for origin, fit_snapshots in found:
+        season = seasonal_factor(daily_revenue, origin, fit_snapshots, horizon_days)
         window, note = _run_window(
-            examples, origin, fit_snapshots, algorithm, params, value_at, seed
+            examples, origin, fit_snapshots, algorithm, params, value_at, seed, season
         )
         windows.append(window)
+        seasons.append(season)
         if note and note not in notes:
             notes.append(note)
-    return Backtest(tuple(windows), tuple(notes))
+    return Backtest(tuple(windows), tuple(notes + _season_notes(seasons)))
 
 
 def _run_window(
@@ -188,6 +222,7 @@ def _run_window(
     params: dict,
     value_at: ValueAt,
     seed: int,
+    season: SeasonalFactor,
 ) -> tuple[Window, str | None]:
     in_fit = np.flatnonzero(np.isin(examples.snapshot_on, fit_snapshots))
     kept = np.zeros(len(examples.label), dtype=bool)
@@ -199,10 +234,11 @@ def _run_window(
     proba = classifier.predict_proba(scored.X)[:, 1]
     purchase = {"model": _purchase_metrics(bought, proba, ids)}
     purchase.update(evaluate.baseline_metrics(bought, scored.features, ids))
-    revenue_scores, note = {}, None
+    revenue_scores, note, factor = {}, None, None
     try:
-        spend = SpendModel.fit(fit.features, fit.value, fit.inputs, seed)
+        spend = SpendModel.fit(fit.features, fit.value, fit.inputs, seed).with_season(season)
         revenue_scores["model"] = predicted_revenue(proba, spend.predict(scored.features))
+        factor = spend.season
     except SpendModelError as error:
         note = f"no revenue model: {error}"
     value = value_at(origin, ids)
@@ -227,8 +263,21 @@ def _run_window(
         purchase={name: _kept(m, PURCHASE_METRICS) for name, m in purchase.items()},
         revenue=revenue,
         revenue_gains=gains,
+        seasonal_factor=factor,
     )
     return window, note
+
+
+def _season_notes(seasons: list[SeasonalFactor]) -> list[str]:
+    """Why some windows' predicted revenue was not seasonally adjusted: one line per cause."""
+    origins_by_reason: dict[str, list[str]] = {}
+    for season in seasons:
+        if season.reason is not None:
+            origins_by_reason.setdefault(season.reason, []).append(season.as_of)
+    return [
+        f"no seasonal adjustment (factor 1) at origin {', '.join(days)}: {reason}"
+        for reason, days in origins_by_reason.items()
+    ]
 
 
 def _purchase_metrics(bought: np.ndarray, proba: np.ndarray, ids: np.ndarray) -> dict:

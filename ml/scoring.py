@@ -39,6 +39,7 @@ from ml.evaluate import markdown_table
 from ml.features import model_input_columns, model_matrix, raw_feature_columns
 from ml.registry import LoadedModel, ModelMetadata
 from ml.revenue import predicted_revenue
+from ml.seasonality import for_scoring
 from ml.segments import SegmentSums, describe_segments, segments_markdown
 
 FEATURES_TABLE = "ml.customer_features"
@@ -307,6 +308,7 @@ def spool_scores(
     Shared by `segmart score` and the dbt Python model `customer_scores`, so both score alike.
     """
     scores, value = spool_dir / "scores.parquet", spool_dir / "value.parquet"
+    model = for_scoring(con, model)  # the seasonal factor of this as_of, in the spend model
     with threadpool_limits(limits=n_threads):
         done = _score_to_spool(model, batches, scores)
         null_value = _value_to_spool(con, model, done.as_of, value, batch_size)

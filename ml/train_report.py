@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
@@ -24,6 +25,7 @@ from ml.evaluate import DEFAULT_THRESHOLD, markdown_table
 from ml.examples import Examples, Split, built_as_of, built_horizon_days, training_data_sha256
 from ml.registry import ModelMetadata
 from ml.revenue import REVENUE_METHOD
+from ml.seasonality import SEASONAL_METHOD
 from ml.segments import segments_markdown
 
 if TYPE_CHECKING:
@@ -121,6 +123,7 @@ class TrainReport:
             sections[at:at] = [
                 "## Backtest (rolling origin, purchase and revenue)",
                 f"{REVENUE_METHOD}.",
+                _totals_markdown(self.revenue),
                 self.revenue.backtest.to_markdown(),
             ]
         if self.overlap is not None:
@@ -129,6 +132,30 @@ class TrainReport:
         if self.warnings:
             sections += ["## Warnings", *(f"- {warning}" for warning in self.warnings)]
         return "\n\n".join(sections) + "\n"
+
+
+def _totals_markdown(revenue: RevenueFit) -> str:
+    """Calibration of totals: the shipped factors, and how close the backtest's sums came."""
+    lines = [f"Calibration of totals: {SEASONAL_METHOD}."]
+    if revenue.spend is not None:
+        season = revenue.season.describe() if revenue.season is not None else "none"
+        lines.append(
+            f"Shipped: spend level {revenue.spend.level:.3f}; {season} (training horizons"
+            " of every snapshot)."
+        )
+    ratios = [
+        w.revenue["model"]["total_ratio"]
+        for w in revenue.backtest.windows
+        if "total_ratio" in w.revenue.get("model", {})
+    ]
+    if ratios:
+        # Rounded up: "within 11%" must hold for a miss of 10.4%.
+        worst = math.ceil(100 * max(abs(ratio - 1.0) for ratio in ratios))
+        lines.append(
+            f"Backtest: predicted / realised revenue {min(ratios):.3f} to {max(ratios):.3f}"
+            f" over {len(ratios)} windows, within {worst}% on every window."
+        )
+    return " ".join(lines)
 
 
 def _value_markdown(value: ValueFit) -> str:

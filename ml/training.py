@@ -58,6 +58,7 @@ from ml.propensity import (
 )
 from ml.registry import LoadedModel
 from ml.revenue import REVENUE_METHOD, SpendModel, SpendModelError
+from ml.seasonality import SeasonalFactor, read_daily_revenue, seasonal_factor
 from ml.segments import (
     Segmenter,
     SegmentMatch,
@@ -120,6 +121,7 @@ class RevenueFit:
     spend: SpendModel | None
     reason: str | None
     backtest: Backtest
+    season: SeasonalFactor | None = None
 
     def to_json(self) -> dict:
         """For `metadata.json`."""
@@ -127,6 +129,8 @@ class RevenueFit:
             "method": REVENUE_METHOD,
             "spend_model_fitted": self.spend is not None,
             "reason": self.reason,
+            "level": self.spend.level if self.spend is not None else None,
+            "seasonal": self.season.to_json() if self.season is not None else None,
             "backtest": self.backtest.to_json(),
         }
 
@@ -512,15 +516,23 @@ def _read_scaling(con: duckdb.DuckDBPyConnection, fits: list[str]) -> dict[str, 
 def _fit_revenue(
     settings: Settings, examples: Examples, params: dict, options: TrainOptions, table: pa.Table
 ) -> RevenueFit:
-    """The spend model on every snapshot's buyers, and the backtest of the whole method."""
+    """The spend model on every snapshot's buyers, and the backtest of the whole method.
+
+    The shipped spend model carries the seasonal factor of the horizon starting at as_of,
+    relative to every training snapshot's horizon (`ml.seasonality`).
+    """
+    horizon, as_of = built_horizon_days(table), built_as_of(table)
+    with warehouse.connect(settings.warehouse, read_only=True) as con:
+        daily = read_daily_revenue(con, as_of)
+    snapshots = np.unique(examples.snapshot_on)
+    season = seasonal_factor(daily, as_of, snapshots, horizon)
     try:
         spend = SpendModel.fit(
             examples.features, examples.value, examples.inputs, options.random_state
-        )
+        ).with_season(season)
         reason = None
     except SpendModelError as error:
         spend, reason = None, str(error)
-    horizon = built_horizon_days(table)
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         backtest = run_backtest(
             examples,
@@ -529,8 +541,9 @@ def _fit_revenue(
             horizon_days=horizon,
             value_at=lambda origin, ids: predictions_at(con, origin, ids, horizon),
             seed=options.random_state,
+            daily_revenue=daily,
         )
-    return RevenueFit(spend, reason, backtest)
+    return RevenueFit(spend, reason, backtest, season)
 
 
 # A mean over three windows of a few thousand customers is noisy: on the 4,000-customer shop

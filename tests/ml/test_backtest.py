@@ -8,7 +8,9 @@ import pytest
 
 from ml.backtest import N_WINDOWS, origins, run_backtest
 from ml.examples import Examples
+from ml.seasonality import seasonal_factor
 from tests.ml.synthetic import synthetic_marts
+from tests.ml.test_seasonality import _daily
 
 
 def _examples(n_snapshots: int, n_customers: int = 1500, seed: int = 3) -> Examples:
@@ -95,3 +97,30 @@ def test_a_stationary_shop_gets_its_revenue_total_within_ten_percent(backtest):
     # prediction, fitted on earlier snapshots, should sum to the realised revenue.
     ratios = [w.revenue["model"]["total_ratio"] for w in backtest.windows]
     assert all(0.9 <= ratio <= 1.1 for ratio in ratios), ratios
+
+
+def test_each_window_scales_its_revenue_by_the_seasonal_factor_at_its_origin(backtest):
+    daily = _daily("2023-06-01", "2026-01-01")
+    seasonal = run_backtest(
+        _examples(6),
+        algorithm="hist_gradient_boosting",
+        params={"max_leaf_nodes": 15, "min_samples_leaf": 50},
+        horizon_days=90,
+        value_at=lambda origin, ids: None,
+        seed=0,
+        daily_revenue=daily,
+    )
+    found = origins(np.unique(_examples(6).snapshot_on), horizon_days=90)
+    for plain, adjusted, (origin, fit) in zip(
+        backtest.windows, seasonal.windows, found, strict=True
+    ):
+        expected = seasonal_factor(daily, origin, fit, 90)
+        assert expected.reason is None and expected.factor != pytest.approx(1.0, abs=0.02)
+        assert plain.seasonal_factor == 1.0 and adjusted.seasonal_factor == expected.factor
+        model, unadjusted = adjusted.revenue["model"], plain.revenue["model"]
+        assert model["total_ratio"] == pytest.approx(unadjusted["total_ratio"] * expected.factor)
+        # One factor per window: the ranking is the same.
+        assert model["revenue_gini"] == pytest.approx(unadjusted["revenue_gini"])
+    assert any("no seasonal adjustment" in note for note in backtest.notes)
+    assert not any("seasonal" in note for note in seasonal.notes)
+    assert "Seasonal factor of the model's predicted revenue" in seasonal.to_markdown()
