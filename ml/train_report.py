@@ -170,11 +170,12 @@ def _value_markdown(value: ValueFit) -> str:
     totals = value.revenue_totals
     if totals:
         lines.append(
-            f"Calibration of totals on the validation customers: predicted revenue"
+            "BG/NBD x Gamma-Gamma's calibration of totals on the validation customers"
+            " (the model's own is in the backtest below): predicted revenue"
             f" {totals['predicted_revenue']:,.0f} vs realised {totals['realised_revenue']:,.0f}"
             f" (ratio {totals['ratio']:.3f}); {totals['realised_revenue_without_history']:,.0f}"
             " of the realised revenue came from customers without a purchase before the"
-            " snapshot, whom the model does not predict."
+            " snapshot, whom BG/NBD does not predict."
         )
     for name, models in (("validation", validation), ("as_of", shipped)):
         params = models.parameters()

@@ -198,7 +198,7 @@ def test_bg_nbd_is_a_baseline_fitted_on_history_before_the_validation_snapshot(t
     assert "## Customer value (BG/NBD and Gamma-Gamma)" in text
     totals = value["revenue_totals"]
     assert totals["predicted_revenue"] > 0 and totals["realised_revenue"] > 0
-    assert "Calibration of totals on the validation customers" in text
+    assert "calibration of totals on the validation customers" in text
 
 
 def test_too_few_repeat_buyers_leave_bg_nbd_not_fitted_with_a_warning(tmp_path):
