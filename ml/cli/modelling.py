@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ml import cli_output
+from ml.cli import output as cli_output
 from ml.cli import terminal
 from ml.cli.data import build_warehouse
 from ml.cli.options import (

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ml import cli_output
+from ml.cli import output as cli_output
 from ml.cli import terminal
 from ml.cli.options import JsonOption, WarehouseOption, settings_from
 from ml.cli.terminal import user_errors

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from ml import cli_output
+from ml.cli import output as cli_output
 from ml.errors import SegmartError
 
 console = Console(stderr=True)
