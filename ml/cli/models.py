@@ -10,7 +10,6 @@ from ml.cli import output as cli_output
 from ml.cli import terminal
 from ml.cli.options import JsonOption, WarehouseOption, settings_from
 from ml.cli.terminal import user_errors
-from ml.config import Settings
 
 app = typer.Typer(
     help="Inspect the model registry and promote the champion.", no_args_is_help=True
@@ -19,14 +18,14 @@ app = typer.Typer(
 
 @app.command("list")
 @user_errors
-def models_list(as_json: JsonOption = False) -> None:
-    """List trained models, newest first.
+def models_list(warehouse: WarehouseOption = None, as_json: JsonOption = False) -> None:
+    """List trained models, newest first (the registry of the warehouse's workspace).
 
     Example: segmart models list
     """
     from ml.registry import champion_id, list_models
 
-    models_dir = Settings().models_dir
+    models_dir = settings_from(None, warehouse, None, None).models_dir
     champion = champion_id(models_dir)
     models = [
         cli_output.model_summary(meta) | {"is_champion": meta.model_id == champion}
@@ -70,6 +69,7 @@ def models_promote(
 @user_errors
 def models_show(
     model_id: Annotated[str, typer.Argument(help="Model id or 'latest'.")],
+    warehouse: WarehouseOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one model: what it was trained on and its metrics (--json: all of metadata.json).
@@ -78,7 +78,8 @@ def models_show(
     """
     from ml.registry import load_metadata
 
-    data = cli_output.model_data(load_metadata(Settings().models_dir, model_id))
+    models_dir = settings_from(None, warehouse, None, None).models_dir
+    data = cli_output.model_data(load_metadata(models_dir, model_id))
     if as_json:
         terminal.print_json(data)
     else:

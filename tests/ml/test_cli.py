@@ -164,6 +164,27 @@ def test_models_json_lists_and_shows_the_registry(scored: tuple[Path, Result, Re
     assert {"feature_columns", "metrics", "baselines", "artifact_sha256"} <= set(shown)
 
 
+def test_models_commands_read_the_registry_of_the_given_warehouse(
+    scored: tuple[Path, Result, Result], tmp_path: Path
+) -> None:
+    root, _, _ = scored
+    other = tmp_path / "shop.duckdb"  # its workspace, and so its registry: tmp_path/shop/
+    shutil.copytree(root / "models", tmp_path / "shop" / "models")
+    env = environment(root) | {"SEGMART_MODELS_DIR": None}
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(app, list(args), env=env)
+
+    listed = json.loads(run("models", "list", "--warehouse", str(other), "--json").stdout)
+    shown = run("models", "show", "latest", "--warehouse", str(other), "--json")
+
+    assert [model["model_id"] for model in listed] == sorted(
+        p.name for p in (root / "models").iterdir() if p.is_dir()
+    )[::-1]
+    assert json.loads(shown.stdout)["model_id"] == listed[0]["model_id"]
+    assert json.loads(run("models", "list", "--json").stdout) == []
+
+
 def test_the_markdown_option_writes_the_full_report(
     scored: tuple[Path, Result, Result], tmp_path: Path
 ) -> None:
