@@ -11,6 +11,18 @@
     from raw_dir as `<table>.csv` or `<table>.parquet`.
 -#}
 {% macro land_raw_files() %}
+    {{ return(adapter.dispatch('land_raw_files')()) }}
+{% endmacro %}
+
+
+{% macro default__land_raw_files() %}
+    {% do exceptions.raise_compiler_error(
+        "land_raw_files has no implementation for adapter " ~ adapter.type()) %}
+{% endmacro %}
+
+
+{#- DuckDB reads the files in place (Spark: land_raw_files_spark.sql). -#}
+{% macro duckdb__land_raw_files() %}
     {% if not execute %}{{ return('') }}{% endif %}
     {% set raw_dir = var('raw_dir') | string | replace("'", "''") %}
     {% set landing = var('landing') or {} %}

@@ -22,11 +22,12 @@
         {% endfor -%}
         {% endfor -%}
         max(fitted_as_of) as fitted_as_of,
-        md5(string_agg(
-            concat_ws('|', feature, level, slot, impute_value, center, scale, is_log1p),
-            ';' order by feature, slot, level
-        )) as feature_stats_id,
-        count(*) as n_stats,
+        md5({{ ordered_string_agg(
+            "concat_ws('|', feature, level, slot, impute_value, center, scale, is_log1p)",
+            "';'",
+            "feature, slot, level"
+        ) }}) as feature_stats_id,
+        count(*) as n_stats
     from {{ stats_relation }}
 {% endmacro %}
 
@@ -72,7 +73,7 @@
         {% endfor -%}
     ) as {{ categorical }}__other,
     {% endfor -%}
-    cast({{ features }}.is_marketing_opt_in as integer) as is_marketing_opt_in,
+    cast({{ features }}.is_marketing_opt_in as integer) as is_marketing_opt_in
 {% endmacro %}
 
 {#- The fitted_as_of whose feature_stats the marts apply: var stats_as_of, else as_of. -#}

@@ -53,6 +53,15 @@
         ~ ": add one that reads the key from a secret, never an unkeyed hash") %}
 {% endmacro %}
 
+{#- The key reaches Spark as the session conf spark.segmart.hash_key (profiles.yml), read by
+    Spark's variable substitution at execution: the compiled SQL never holds it. -#}
+{% macro spark__keyed_hash(value) %}
+    case
+        when nullif('${spark.segmart.hash_key}', '') is not null
+            then sha2(concat('${spark.segmart.hash_key}', chr(31), {{ value }}), 256)
+    end
+{% endmacro %}
+
 {% macro duckdb__keyed_hash(value) %}
     case
         when nullif(getvariable('segmart_hash_key'), '') is not null

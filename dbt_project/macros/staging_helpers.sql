@@ -4,8 +4,8 @@
     decode (ml/ingest/files.py) leaves no trustworthy value; core.quarantined_values notes it. -#}
 {% macro clean_text(column) -%}
     case
-        when not contains(cast({{ column }} as varchar), chr(65533))
-            then nullif(trim(cast({{ column }} as varchar)), '')
+        when not contains(cast({{ column }} as {{ dbt.type_string() }}), {{ replacement_character() }})
+            then nullif(trim(cast({{ column }} as {{ dbt.type_string() }})), '')
     end
 {%- endmacro %}
 
@@ -40,15 +40,12 @@
     (select max(loaded_at) from {{ source('shop', 'files') }})
 {%- endmacro %}
 
-{#- A timestamp from raw text: ISO 8601 (what DuckDB casts), or a bare YYYYMMDD date as
+{#- A timestamp from raw text: ISO 8601 (what the engine casts), or a bare YYYYMMDD date as
     transaction logs write it. Anything else (01/02/1997 could be either day order) is null and
     quarantined: a mapping states the format (timestamp_format), it is never guessed. -#}
 {% macro parse_timestamp(column) -%}
     coalesce(
         try_cast({{ column }} as timestamp),
-        case
-            when regexp_full_match(trim(cast({{ column }} as varchar)), '[0-9]{8}')
-                then try_strptime(trim(cast({{ column }} as varchar)), '%Y%m%d')
-        end
+        {{ timestamp_from_yyyymmdd('trim(cast(' ~ column ~ ' as ' ~ dbt.type_string() ~ '))') }}
     )
 {%- endmacro %}

@@ -24,7 +24,7 @@ recounted as (
         featurized.n_orders,
         featurized.days_since_last_order,
         count(orders.order_id) as n_orders_recounted,
-        featurized.snapshot_on - cast(max(orders.ordered_at) as date)
+        {{ days_between('cast(max(orders.ordered_at) as date)', 'featurized.snapshot_on') }}
             as days_since_last_order_recounted
     from featurized
     left join orders

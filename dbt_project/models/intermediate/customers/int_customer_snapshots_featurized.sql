@@ -55,7 +55,8 @@ population as (
         snapshot_dates.snapshot_on,
         snapshot_dates.is_training,
         customers.created_at,
-        snapshot_dates.snapshot_on - cast(customers.created_at as date) as tenure_days,
+        {{ days_between('cast(customers.created_at as date)', 'snapshot_dates.snapshot_on') }}
+            as tenure_days,
         profiles.birth_date,
         profiles.income,
         profiles.gender,
@@ -190,7 +191,8 @@ featurized as (
         population.is_training,
 
         -- recency, frequency, monetary
-        population.snapshot_on - order_history.last_ordered_on as days_since_last_order,
+        {{ days_between('order_history.last_ordered_on', 'population.snapshot_on') }}
+            as days_since_last_order,
         coalesce(order_history.n_orders, 0) as n_orders,
         coalesce(order_history.n_orders_30d, 0) as n_orders_30d,
         coalesce(order_history.n_orders_90d, 0) as n_orders_90d,
@@ -206,12 +208,15 @@ featurized as (
             when order_history.revenue is not null
                 then cast(coalesce(order_history.revenue_90d, 0) as double)
         end as revenue_90d,
-        cast(order_history.revenue / nullif(order_history.n_orders, 0) as double)
+        -- Money divides as double: a decimal quotient's scale differs between engines.
+        cast(order_history.revenue as double) / nullif(order_history.n_orders, 0)
             as avg_order_value,
         population.tenure_days,
         case
             when order_history.n_orders >= 2
-                then (order_history.last_ordered_on - order_history.first_ordered_on)
+                then {{ days_between(
+                        'order_history.first_ordered_on', 'order_history.last_ordered_on'
+                    ) }}
                     / (order_history.n_orders - 1)
         end as avg_days_between_orders,
 
@@ -226,9 +231,11 @@ featurized as (
         case
             when order_history.n_orders >= 2
                 and order_history.last_ordered_on > order_history.first_ordered_on
-                then (population.snapshot_on - order_history.last_ordered_on)
+                then {{ days_between('order_history.last_ordered_on', 'population.snapshot_on') }}
                     * (order_history.n_orders - 1)
-                    / (order_history.last_ordered_on - order_history.first_ordered_on)
+                    / {{ days_between(
+                        'order_history.first_ordered_on', 'order_history.last_ordered_on'
+                    ) }}
         end as recency_to_gap_ratio,
 
         -- basket and catalogue
@@ -236,10 +243,9 @@ featurized as (
             as avg_items_per_order,
         coalesce(category_history.n_distinct_categories, 0) as n_distinct_categories,
         category_history.top_category_share,
-        cast(
-            order_history.discount_value
-            / nullif(order_history.revenue + order_history.discount_value, 0) as double
-        ) as discount_share,
+        cast(order_history.discount_value as double)
+        / nullif(cast(order_history.revenue + order_history.discount_value as double), 0)
+            as discount_share,
         order_history.n_settled_cancelled / nullif(order_history.n_settled_orders, 0)
             as cancel_rate,
         order_history.n_settled_returned / nullif(order_history.n_settled_orders, 0)
@@ -257,7 +263,8 @@ featurized as (
                         coalesce(order_history.n_orders_90d, 0) / visit_history.n_add_to_cart_90d
                     )
         end as cart_to_order_rate_90d,
-        population.snapshot_on - visit_history.last_visited_on as days_since_last_visit,
+        {{ days_between('visit_history.last_visited_on', 'population.snapshot_on') }}
+            as days_since_last_visit,
 
         -- campaigns
         coalesce(touch_history.n_touches_90d, 0) as n_touches_90d,
@@ -271,7 +278,7 @@ featurized as (
         end as click_rate_90d,
 
         -- profile
-        datesub('year', population.birth_date, population.snapshot_on) as age_years,
+        {{ full_years_between('population.birth_date', 'population.snapshot_on') }} as age_years,
         population.income,
         coalesce(population.gender, 'unknown') as gender,
         coalesce(population.region, 'unknown') as region,

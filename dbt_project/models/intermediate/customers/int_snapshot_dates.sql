@@ -47,11 +47,11 @@ snapshots as (
     union all
 
     select
-        as_of.as_of_on - cast({{ horizon_days }} + {{ step_days }} * step.range as integer)
+        as_of.as_of_on - cast({{ horizon_days }} + {{ step_days }} * step.step_index as integer)
             as snapshot_on,
         true as is_training
     from as_of
-    cross join range({{ int_var('n_snapshots') }}) as step
+    cross join {{ integer_series(int_var('n_snapshots')) }} as step
 
 ),
 

@@ -12,7 +12,7 @@ rejected_rows as (
     select
         '{{ source_table }}' as source_table,
         rejection_reason as rule,
-        cast(raw_record as varchar) as raw_record,
+        cast(raw_record as {{ dbt.type_string() }}) as raw_record,
         1 as n_raw_lines
     from {{ ref('base_shop__' ~ source_table) }}
     where rejection_reason is not null

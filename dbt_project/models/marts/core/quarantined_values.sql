@@ -19,7 +19,7 @@ with
     where
         rejection_reason is null
         and (
-            contains(cast(raw_record as varchar), chr(65533))
+            contains(cast(raw_record as {{ dbt.type_string() }}), {{ replacement_character() }})
             {%- for column in parsed_columns.get(source_table, []) %}
             or {{ column }} is null
             {%- endfor %}
@@ -27,27 +27,59 @@ with
 
 ),
 
-{{ source_table }}_values as (
+{{ source_table }}_columns as (
 
     {% for column in spec.columns -%}
-    {%- set raw_value = "json_extract_string(raw_record, '$." ~ column ~ "')" -%}
-    select
-        '{{ source_table }}' as source_table,
-        cast({{ spec.columns[0] }} as varchar) as row_key,
-        '{{ column }}' as column_name,
-        case
-            when contains({{ raw_value }}, chr(65533)) then 'undecodable_value'
-            else 'unparsable_value'
-        end as rule,
-        {{ raw_value }} as raw_value
-    from {{ source_table }}_suspects
-    where
-        contains({{ raw_value }}, chr(65533))
-        {%- if column in parsed_columns.get(source_table, []) %}
-        or ({{ column }} is null and nullif(trim({{ raw_value }}), '') is not null)
-        {%- endif %}
+    select '{{ column }}' as column_name
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
+
+),
+
+-- Every contract column of every suspect row as (name, raw text): one scan of the suspects
+-- (Spark recomputes a CTE at every reference; a union branch per column rescanned them).
+{{ source_table }}_cells as (
+
+    select
+        {{ source_table }}_columns.column_name,
+        cast({{ source_table }}_suspects.{{ spec.columns[0] }} as {{ dbt.type_string() }})
+            as row_key,
+        case {{ source_table }}_columns.column_name
+            {%- for column in spec.columns %}
+            when '{{ column }}'
+                then {{ json_field(source_table ~ '_suspects.raw_record', column) }}
+            {%- endfor %}
+        end as raw_value,
+        {% if parsed_columns.get(source_table) -%}
+        case {{ source_table }}_columns.column_name
+            {%- for column in parsed_columns[source_table] %}
+            when '{{ column }}' then {{ source_table }}_suspects.{{ column }} is null
+            {%- endfor %}
+            else false
+        end as is_typed_value_null
+        {%- else -%}
+        false as is_typed_value_null
+        {%- endif %}
+    from {{ source_table }}_suspects
+    cross join {{ source_table }}_columns
+
+),
+
+{{ source_table }}_values as (
+
+    select
+        '{{ source_table }}' as source_table,
+        row_key,
+        column_name,
+        case
+            when contains(raw_value, {{ replacement_character() }}) then 'undecodable_value'
+            else 'unparsable_value'
+        end as rule,
+        raw_value
+    from {{ source_table }}_cells
+    where
+        contains(raw_value, {{ replacement_character() }})
+        or (is_typed_value_null and nullif(trim(raw_value), '') is not null)
 
 ),
 

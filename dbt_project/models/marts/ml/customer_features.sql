@@ -45,11 +45,11 @@ checked_stats as (
     select * from stats
     where
         n_stats > 0
-        or error(
-            'feature_stats holds no parameters fitted as of '
-            || cast({{ selected_stats_as_of('snapshot_dates') }} as varchar)
-            || ': build with that as_of first (segmart build --as-of ...)'
-        )
+        or {{ raise_error(
+            "'feature_stats holds no parameters fitted as of '"
+            ~ " || cast(" ~ selected_stats_as_of('snapshot_dates') ~ " as " ~ dbt.type_string() ~ ")"
+            ~ " || ': build with that as_of first (segmart build --as-of ...)'"
+        ) }}
 
 ),
 

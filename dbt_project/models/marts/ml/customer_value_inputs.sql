@@ -62,23 +62,17 @@ value_inputs as (
         -- numerics
         cast(purchase_history.frequency as integer) as frequency,
         cast(
-            {{ dbt.datediff(
-                'purchase_history.first_purchased_on',
-                'purchase_history.last_purchased_on',
-                'day'
+            {{ days_between(
+                'purchase_history.first_purchased_on', 'purchase_history.last_purchased_on'
             ) }}
             as integer
         ) as recency_days,
         cast(
-            {{ dbt.datediff(
-                'purchase_history.first_purchased_on', 'population.snapshot_on', 'day'
-            ) }}
+            {{ days_between('purchase_history.first_purchased_on', 'population.snapshot_on') }}
             as integer
         ) as t_days,
-        cast(
-            purchase_history.repeat_purchase_value / nullif(purchase_history.frequency, 0)
-            as double
-        ) as mean_repeat_spend,
+        cast(purchase_history.repeat_purchase_value as double)
+        / nullif(purchase_history.frequency, 0) as mean_repeat_spend,
 
         -- booleans
         purchase_history.customer_id is not null as has_purchased,

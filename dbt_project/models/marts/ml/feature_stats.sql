@@ -4,7 +4,8 @@
     config(
         materialized='incremental',
         unique_key='fitted_as_of',
-        incremental_strategy='delete+insert',
+        incremental_strategy=statistics_overwrite_strategy(),
+        partition_by=statistics_partitions(),
         on_schema_change='fail',
     )
 }}
@@ -22,6 +23,21 @@
 {%- if scaler not in ('zscore', 'minmax', 'seed_norm') -%}
     {%- do exceptions.raise_compiler_error("var scaler must be zscore, minmax or seed_norm, got: " ~ scaler) -%}
 {%- endif -%}
+{#- Per feature, the scaler's center and spread (the scale, unless it is 0 or unknown). -#}
+{%- set centers, spreads = {}, {} -%}
+{%- for feature in feature_catalog() -%}
+{%- set m = 'moments.' ~ feature.name -%}
+{%- if scaler == 'zscore' -%}
+{%- do centers.update({feature.name: m ~ '__mean'}) -%}
+{%- do spreads.update({feature.name: m ~ '__std_pop'}) -%}
+{%- elif scaler == 'minmax' -%}
+{%- do centers.update({feature.name: m ~ '__min'}) -%}
+{%- do spreads.update({feature.name: m ~ '__max - ' ~ m ~ '__min'}) -%}
+{%- else -%}
+{%- do centers.update({feature.name: '0.0'}) -%}
+{%- do spreads.update({feature.name: m ~ '__mean + 3 * ' ~ m ~ '__std_samp'}) -%}
+{%- endif -%}
+{%- endfor -%}
 
 with
 
@@ -112,41 +128,62 @@ moments as (
 ),
 -- noqa: enable=LT02
 
-numeric_stats as (
+numeric_features as (
 
     {% for feature in feature_catalog() -%}
-    {%- set m = 'moments.' ~ feature.name -%}
     select
         '{{ feature.name }}' as feature,
-        'numeric' as kind,
-        cast(null as varchar) as level,
-        cast(null as integer) as slot,
-        {{ feature.log1p }} as is_log1p,
-        impute_values.{{ feature.name }} as impute_value,
-        {% if scaler == 'zscore' -%}
-        {{ m }}__mean as center,
-        case
-            when coalesce({{ m }}__std_pop, 0) = 0 then 1
-            else {{ m }}__std_pop
-        end as scale,
-        {%- elif scaler == 'minmax' -%}
-        {{ m }}__min as center,
-        case
-            when coalesce({{ m }}__max - {{ m }}__min, 0) = 0 then 1
-            else {{ m }}__max - {{ m }}__min
-        end as scale,
-        {%- else -%}
-        0.0 as center,
-        case
-            when coalesce({{ m }}__mean + 3 * {{ m }}__std_samp, 0) = 0 then 1
-            else {{ m }}__mean + 3 * {{ m }}__std_samp
-        end as scale,
-        {%- endif %}
-        cast(null as double) as training_share
-    from impute_values
-    cross join moments
+        {{ feature.log1p }} as is_log1p
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
+
+),
+
+
+-- One row per feature, its parameters picked out of the one-row aggregates: one scan of them
+-- (Spark recomputes a CTE at every reference; a union branch per feature meant 29 scans).
+-- noqa: disable=LT02
+numeric_parameters as (
+
+    select
+        numeric_features.feature,
+        numeric_features.is_log1p,
+        case numeric_features.feature
+            {%- for feature in feature_catalog() %}
+            when '{{ feature.name }}' then impute_values.{{ feature.name }}
+            {%- endfor %}
+        end as impute_value,
+        case numeric_features.feature
+            {%- for feature in feature_catalog() %}
+            when '{{ feature.name }}' then {{ centers[feature.name] }}
+            {%- endfor %}
+        end as center,
+        case numeric_features.feature
+            {%- for feature in feature_catalog() %}
+            when '{{ feature.name }}'
+                then {{ spreads[feature.name] }}
+            {%- endfor %}
+        end as spread
+    from numeric_features
+    cross join impute_values
+    cross join moments
+
+),
+-- noqa: enable=LT02
+
+numeric_stats as (
+
+    select
+        feature,
+        'numeric' as kind,
+        cast(null as {{ dbt.type_string() }}) as level,
+        cast(null as integer) as slot,
+        is_log1p,
+        impute_value,
+        center,
+        case when coalesce(spread, 0) = 0 then 1 else spread end as scale,
+        cast(null as double) as training_share
+    from numeric_parameters
 
 ),
 
@@ -214,7 +251,7 @@ other_levels as (
 
     select
         categoricals.feature,
-        cast(null as varchar) as level,
+        cast(null as {{ dbt.type_string() }}) as level,
         cast(null as integer) as slot,
         coalesce(
             (any_value(impute_values.n_rows) - coalesce(sum(learned_levels.n_level_rows), 0))
@@ -275,7 +312,7 @@ final as (
         (select impute_values.n_rows from impute_values) as n_training_rows
     from (
         select * from numeric_stats
-        union all by name
+        union all
         select * from level_stats
     ) as stats
     cross join fitted_as_of

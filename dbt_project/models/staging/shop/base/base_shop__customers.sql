@@ -38,7 +38,7 @@ renamed as (
         {{ parse_timestamp('source.created_at') }} as created_at,
         {{ parse_timestamp('source.updated_at') }} as updated_at,
 
-        to_json(source) as raw_record
+        {{ row_as_json('source') }} as raw_record
 
     from source
     {{ join_vocabulary('gender_vocabulary', 'gender', 'source.gender') }}

@@ -27,7 +27,7 @@ renamed as (
         try_cast(source.quantity as integer) as quantity,
         try_cast(source.unit_price as decimal(18, 2)) as unit_price,
 
-        to_json(source) as raw_record
+        {{ row_as_json('source') }} as raw_record
 
     from source
 

@@ -39,7 +39,7 @@ renamed as (
         -- timestamps
         {{ parse_timestamp('source.ordered_at') }} as ordered_at,
 
-        to_json(source) as raw_record
+        {{ row_as_json('source') }} as raw_record
 
     from source
     left join {{ ref('controlled_vocabulary') }} as status_vocabulary

@@ -23,7 +23,7 @@ renamed as (
             and try_cast(source.list_price as decimal(18, 2)) is null
         ) as is_list_price_unparsable,
 
-        to_json(source) as raw_record
+        {{ row_as_json('source') }} as raw_record
 
     from source
 

@@ -27,7 +27,7 @@ renamed as (
         -- timestamps
         try_cast(source.event_at as timestamp) as event_at,
 
-        to_json(source) as raw_record
+        {{ row_as_json('source') }} as raw_record
 
     from source
     left join {{ ref('controlled_vocabulary') }} as event_type_vocabulary
