@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from dbt.cli.main import dbtRunner
+from dbt.constants import PARTIAL_PARSE_FILE_NAME
+from dbt.contracts.graph.manifest import Manifest
+from dbt.contracts.graph.nodes import CompiledNode
 from dbt_common.events.base_types import EventMsg
 
-from ml.config import DBT_PROJECT_DIR, PROFILES_DIR, Settings
+from ml.config import DBT_HASH_KEY_VARIABLE, DBT_PROJECT_DIR, PROFILES_DIR, Settings
 from ml.errors import SegmartError
+
+# Commands that run on a parsed project: they get the manifest parsed once (`_parsed_manifest`).
+_COMMANDS_ON_A_MANIFEST = frozenset({"build", "run", "test", "seed", "compile", "docs"})
+# Parses kept in this process, least recently used first. `segmart run` needs at most three
+# sets of vars (the champion's statistics, a challenger's, none); each holds the whole project.
+_PARSED: OrderedDict[tuple, Manifest] = OrderedDict()
+_MAX_PARSED = 3
+# Partial-parse files kept per set of vars in the dbt target dir (about 2 MB each).
+_MAX_KEPT_PARTIAL_PARSES = 8
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,116 @@ def _release_duckdb() -> None:
         environment.close()
 
 
+def _target_dir() -> Path:
+    """dbt's target dir: DBT_TARGET_PATH (relative to the project, or absolute) or target/."""
+    return DBT_PROJECT_DIR / os.environ.get("DBT_TARGET_PATH", "target")
+
+
+def _vars_key(settings: Settings, variables_json: str) -> str:
+    """What dbt's parse depends on besides the project files: vars, target, environment.
+
+    The secret hash key is left out: only the profile reads it, at run time.
+    """
+    environment = {k: v for k, v in settings.dbt_env().items() if k != DBT_HASH_KEY_VARIABLE}
+    text = json.dumps([json.loads(variables_json), settings.target, environment], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _project_files_state() -> tuple[tuple[str, int, int], ...]:
+    """Path, size and modification time of every file a parse reads."""
+    # dbt's output, which other processes' runs keep changing.
+    skipped = {(DBT_PROJECT_DIR / d).resolve() for d in ("target", "logs", _target_dir())}
+    state = []
+    for folder, subfolders, files in os.walk(DBT_PROJECT_DIR):
+        subfolders[:] = [d for d in subfolders if (Path(folder) / d).resolve() not in skipped]
+        for name in files:
+            stat = (Path(folder) / name).stat()
+            state.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
+    profiles = (PROFILES_DIR / "profiles.yml").stat()
+    state.append(("profiles.yml", profiles.st_size, profiles.st_mtime_ns))
+    return tuple(sorted(state))
+
+
+def _copy_atomically(source: Path, destination: Path) -> None:
+    """Readers (dbt, in this or another process) see the old file or the new one, never half."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.{os.getpid()}")
+    shutil.copyfile(source, partial)
+    os.replace(partial, destination)
+
+
+def _modified_ns(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+@contextmanager
+def _partial_parse_of(vars_key: str) -> Iterator[None]:
+    """Let dbt start from the partial parse saved for these vars.
+
+    dbt keeps one partial-parse file and discards it whenever the vars change (they are
+    rendered at parse time), re-parsing the whole project: 15 s. `segmart run` builds with
+    and without a champion's statistics (different vars), so each run parsed the project from
+    scratch twice. One saved file per set of vars keeps both partial; dbt still checks that a
+    file's vars, profile and project match before it uses it.
+    """
+    current = _target_dir() / PARTIAL_PARSE_FILE_NAME
+    saved = _target_dir() / "partial_parses" / f"{vars_key}.msgpack"
+    if saved.exists():
+        _copy_atomically(saved, current)
+        os.utime(saved)  # recently used: pruned last
+    before = _modified_ns(current)
+    yield
+    if _modified_ns(current) != before:  # dbt parsed and wrote a new one
+        _copy_atomically(current, saved)
+        kept = sorted(saved.parent.glob("*.msgpack"), key=lambda path: path.stat().st_mtime_ns)
+        for stale in kept[:-_MAX_KEPT_PARTIAL_PARSES]:
+            stale.unlink(missing_ok=True)
+
+
+def _parsed_manifest(
+    settings: Settings, command: str, variables_json: str, shared_args: list[str]
+) -> Manifest:
+    """The project parsed with these vars: once per process while its files stay unchanged.
+
+    Every dbt invocation parses the project again (about 2 s with a partial parse, and 1 s
+    more writing the 2.5 MB manifest.json); `segmart run` invokes dbt several times with the
+    same vars. Vars are rendered at parse time, so a parse is reused only for the same vars.
+    """
+    vars_key = _vars_key(settings, variables_json)
+    state = (vars_key, _project_files_state())
+    if state not in _PARSED:
+        with _partial_parse_of(vars_key):
+            # The command's own run writes manifest.json; the parse need not.
+            outcome = dbtRunner().invoke(["parse", *shared_args, "--no-write-json"])
+        if not outcome.success:
+            raise SegmartError(
+                f"dbt {command} failed: {_first_error_line(outcome.exception or '')}"
+            )
+        _PARSED[state] = outcome.result
+        while len(_PARSED) > _MAX_PARSED:
+            _PARSED.popitem(last=False)
+    _PARSED.move_to_end(state)
+    return _forget_compilation(_PARSED[state])
+
+
+def _forget_compilation(manifest: Manifest) -> Manifest:
+    """The manifest as parsed: without the SQL an earlier run compiled into its nodes.
+
+    dbt compiles in place and skips a node whose ephemeral CTEs it marked as injected, so a
+    second run would render the SQL again but not inject them ("table __dbt__cte__... does not
+    exist"). A copy is no way out: Manifest's __reduce_ex__ swaps its lookups (dbt 1.11).
+    """
+    for node in manifest.nodes.values():
+        if isinstance(node, CompiledNode):
+            node.compiled = False
+            node.compiled_code = None
+            node.compiled_path = None
+            node.extra_ctes = []
+            node.extra_ctes_injected = False
+            node._pre_injected_sql = None
+    return manifest
+
+
 def run_dbt(
     settings: Settings,
     command: str = "build",
@@ -111,8 +237,8 @@ def run_dbt(
     not the shop's data). Raises SegmartError with the first failing node and its message on
     failure.
     """
-    args = [
-        *command.split(),
+    variables_json = json.dumps(variables or dbt_vars(settings))
+    shared_args = [
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -120,13 +246,14 @@ def run_dbt(
         "--target",
         settings.target,
         "--vars",
-        json.dumps(variables or dbt_vars(settings)),
+        variables_json,
         "--quiet",
         "--log-level",
         "none",
         "--log-path",
         str(DBT_PROJECT_DIR / "logs"),
     ]
+    args = [*command.split(), *shared_args]
     if select:
         args += ["--select", select]
     if full_refresh:
@@ -142,7 +269,10 @@ def run_dbt(
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _environment(settings.dbt_env()):
-            outcome = dbtRunner(callbacks=[callback]).invoke(args)
+            manifest = None
+            if command.split()[0] in _COMMANDS_ON_A_MANIFEST:
+                manifest = _parsed_manifest(settings, command, variables_json, shared_args)
+            outcome = dbtRunner(manifest=manifest, callbacks=[callback]).invoke(args)
     finally:
         _release_duckdb()
     if outcome.exception is not None:
