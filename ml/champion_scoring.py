@@ -24,6 +24,7 @@ from ml.config import Settings
 from ml.drift import add_counts
 from ml.errors import SegmartError
 from ml.features import model_matrix
+from ml.lifecycle import stats_gone
 from ml.registry import LoadedModel
 from ml.scoring import (
     check_compatible,
@@ -148,18 +149,12 @@ def _mart_state(
 
 
 def _stats_missing(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> SegmartError | None:
-    meta = model.metadata
+    """`segmart run`'s error (ml.lifecycle) when the champion's statistics are not in the mart."""
     [(n_rows,)] = con.execute(
         "select count(*) from ml.feature_stats where fitted_as_of = ?",
-        [date.fromisoformat(meta.feature_stats_fitted_as_of)],
+        [date.fromisoformat(model.metadata.feature_stats_fitted_as_of)],
     ).fetchall()
-    if n_rows:
-        return None
-    return SegmartError(
-        f"the feature statistics of champion {meta.model_id} (fitted as of"
-        f" {meta.feature_stats_fitted_as_of}) are not in ml.feature_stats: train a new model"
-        " with `segmart run --retrain`, or promote another one with `segmart models promote ID`"
-    )
+    return None if n_rows else stats_gone(workspace_settings(con), model.metadata)
 
 
 def scores(con: duckdb.DuckDBPyConnection, features: duckdb.DuckDBPyRelation) -> pa.Table:

@@ -184,14 +184,15 @@ def build_with_stats_of(
     """
     stats_as_of = date.fromisoformat(model.feature_stats_fitted_as_of)
     if settings.as_of != stats_as_of and not _stats_exist(settings, stats_as_of):
-        raise _stats_gone(settings, model)
+        raise stats_gone(settings, model)
     build(settings, stats_as_of=stats_as_of, selector="warehouse")
     expected = [(model.feature_stats_id, model.feature_stats_fitted_as_of)]
     if _mart_stats(settings) != expected:
-        raise _stats_gone(settings, model)
+        raise stats_gone(settings, model)
 
 
-def _stats_gone(settings: Settings, model: ModelMetadata) -> SegmartError:
+def stats_gone(settings: Settings, model: ModelMetadata) -> SegmartError:
+    """The one-line error for a model whose feature statistics left the warehouse."""
     return SegmartError(
         f"the feature statistics of model {model.model_id} ({model.feature_stats_id}, fitted as"
         f" of {model.feature_stats_fitted_as_of}) no longer exist in {settings.warehouse}:"
