@@ -27,7 +27,7 @@ from pathlib import Path
 
 from benchmarks.machine import machine_info, source_info
 from benchmarks.measure import BenchmarkError
-from benchmarks.references import run_single_query
+from benchmarks.references import run_single_query, scan_floor
 from benchmarks.render import markdown, targets
 from benchmarks.settings import (
     DEFAULT_DATA_ROOT,
@@ -217,10 +217,20 @@ def _child(argv: list[str]) -> int:
     return 0
 
 
+def _scan_floor_child(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run scan-floor")
+    parser.add_argument("--raw-dir", type=Path, required=True)
+    rows = scan_floor(parser.parse_args(argv).raw_dir)
+    _log(f"scan floor: {rows:,} rows read")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "single-query":
         return _child(argv)
+    if argv and argv[0] == "scan-floor":
+        return _scan_floor_child(argv[1:])
     args = _parser().parse_args(argv)
     if args.summarize:
         results = summarize(args.summarize)

@@ -18,6 +18,7 @@ from benchmarks.measure import BenchmarkError, Measurement, StageResult, in_a_ch
 from benchmarks.references import _DBT_PARSE
 from benchmarks.render import _bytes
 from benchmarks.settings import FIXED_COST_SIZE, ML_STAGES, PROJECT_ROOT, SEED, SIZES
+from benchmarks.weekly import add_week, remove_week, split_last_week
 
 
 @dataclass
@@ -170,6 +171,23 @@ def _scale_customer_features(source: Path, target: Path, factor: int) -> None:
         )
 
 
+def _checkpoint(warehouse: Path, copy: Path) -> None:
+    """Keep a closed warehouse (its write-ahead log folded in) to restore before each run."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("checkpoint")
+    shutil.copy(warehouse, copy)
+
+
+def _restore(copy: Path, warehouse: Path) -> None:
+    _remove_warehouse(warehouse)
+    shutil.copy(copy, warehouse)
+
+
+def _same_data(marker: Path, wanted: dict) -> bool:
+    """Whether a marker file records the shop (size and seed) wanted."""
+    return marker.exists() and json.loads(marker.read_text()) == wanted
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -190,154 +208,203 @@ def run_size(
     `progress` gets the partial result after every run, so an interrupted benchmark keeps what
     it measured.
     """
-    n_customers = SIZES[size]
-    result = SizeResult(size=size, n_customers=n_customers)
-    root = options.data_root / size
-    raw_dir, work = root / "raw", root / "work"
-    warehouse = work / "segmart.duckdb"
-    env = _environment(options, raw_dir, work, warehouse)
-    marker = root / ".generated.json"
-    wanted = {"n_customers": n_customers, "seed": options.seed}
-    have_data = marker.exists() and json.loads(marker.read_text()) == wanted
-    stages = options.stages_at(size)
-    unavailable = _ml_available(options, env) if set(stages) & set(ML_STAGES) else None
-    if unavailable:
+    return _SizeRun(options, size, progress).measure_all()
+
+
+class _SizeRun:
+    """The stages of one size, each a method, run in the order of `STAGES`."""
+
+    def __init__(
+        self, options: Options, size: str, progress: Callable[[SizeResult], None]
+    ) -> None:
+        self.options, self.size, self.progress = options, size, progress
+        self.result = SizeResult(size=size, n_customers=SIZES[size])
+        self.root = options.data_root / size
+        self.raw_dir, self.work = self.root / "raw", self.root / "work"
+        self.warehouse = self.work / "segmart.duckdb"
+        self.env = _environment(options, self.raw_dir, self.work, self.warehouse)
+        self.marker = self.root / ".generated.json"
+        self.wanted = {"n_customers": SIZES[size], "seed": options.seed}
+        self.have_data = _same_data(self.marker, self.wanted)
+        self.built = self.work / ".built.json"  # which data the warehouse in work/ was built from
+        self.single_query_out = self.work / "single_query.duckdb"
+        self.pandas_out = self.work / "pandas_features.parquet"
+        self.checked = self.pandas_failed = False
+        self.stages = self._available(options.stages_at(size))
+
+    def _available(self, stages: tuple[str, ...]) -> tuple[str, ...]:
+        """The stages that can run from `options.source`; the others are recorded as skipped."""
+        if not set(stages) & set(ML_STAGES):
+            return stages
+        unavailable = _ml_available(self.options, self.env)
+        if not unavailable:
+            return stages
         for stage in ML_STAGES:
             if stage in stages:
-                result.stages[stage] = StageResult(skipped=unavailable)
-        stages = tuple(s for s in stages if s not in ML_STAGES)
-        _log(f"[{size}] train, score and run skipped: {unavailable}")
+                self.result.stages[stage] = StageResult(skipped=unavailable)
+        _log(f"[{self.size}] {', '.join(ML_STAGES)} skipped: {unavailable}")
+        return tuple(s for s in stages if s not in ML_STAGES)
+
+    def measure_all(self) -> SizeResult:
+        self.work.mkdir(parents=True, exist_ok=True)
+        if {"dbt_parse", "build", "run"} & set(self.stages):
+            # A cold parse, timed once; it also leaves the partial-parse cache every build uses.
+            shutil.rmtree(self.work / "dbt_target", ignore_errors=True)
+            self.timed("dbt_parse", 1, [_python(), "-c", _DBT_PARSE])
+        for repetition in range(1, self.options.repetitions[self.size] + 1):
+            self.repetition(repetition)
+        if not self.options.keep_data:
+            shutil.rmtree(self.root, ignore_errors=True)
+        return self.result
+
+    def repetition(self, repetition: int) -> None:
+        if "generate" in self.stages and not (self.options.reuse_data and self.have_data):
+            self.generate(repetition)
+        if not self.have_data:
+            raise BenchmarkError(
+                f"no data for size {self.size} in {self.root}: include stage generate"
+            )
+        if not self.result.row_counts:
+            self.result.row_counts = _row_counts(self.raw_dir)
+        for stage in ("scan_floor", "build", "single_query", "pandas"):
+            if stage in self.stages:
+                getattr(self, stage)(repetition)
+        self.check_equivalence()
+        for stage in ("train", "score", "run", "incremental"):
+            if stage in self.stages:
+                getattr(self, stage)(repetition)
 
     def timed(
+        self,
         stage: str,
         repetition: int,
         command: Sequence[str],
         reference: bool = False,
         address_space_bytes: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> Measurement:
         """Time one run; references run from this checkout, segmart from options.source."""
-        log = work / "logs" / f"{stage}-{repetition}.log"
+        log = self.work / "logs" / f"{stage}-{repetition}.log"
+        env = env or self.env
         if reference:
-            measurement = measure(
-                command,
-                env | {"PYTHONPATH": str(PROJECT_ROOT)},
-                PROJECT_ROOT,
-                log,
-                address_space_bytes,
-            )
+            reference_env = env | {"PYTHONPATH": str(PROJECT_ROOT)}
+            measurement = measure(command, reference_env, PROJECT_ROOT, log, address_space_bytes)
         else:
-            measurement = measure(command, env, options.source, log)
-        result.stages.setdefault(stage, StageResult()).runs.append(measurement)
-        _report_run(size, stage, f"{repetition}/{options.repetitions[size]}", measurement)
-        progress(result)
+            measurement = measure(command, env, self.options.source, log)
+        self.result.stages.setdefault(stage, StageResult()).runs.append(measurement)
+        repetitions = self.options.repetitions[self.size]
+        _report_run(self.size, stage, f"{repetition}/{repetitions}", measurement)
+        self.progress(self.result)
         return measurement
 
-    work.mkdir(parents=True, exist_ok=True)
-    if "dbt_parse" in stages or "build" in stages or "run" in stages:
-        # A cold parse, timed once; it also leaves the partial-parse cache every build uses.
-        shutil.rmtree(work / "dbt_target", ignore_errors=True)
-        timed("dbt_parse", 1, [_python(), "-c", _DBT_PARSE])
+    def generate(self, repetition: int) -> None:
+        shutil.rmtree(self.raw_dir, ignore_errors=True)
+        self.marker.unlink(missing_ok=True)
+        command = _generate(self.result.n_customers, self.options.seed, self.root)
+        self.timed("generate", repetition, command)
+        self.marker.write_text(json.dumps(self.wanted))
+        self.have_data = True
 
-    checked = pandas_failed = False
-    built = work / ".built.json"  # which data the warehouse in work/ was built from
-    single_query_out = work / "single_query.duckdb"
-    pandas_out = work / "pandas_features.parquet"
-    for repetition in range(1, options.repetitions[size] + 1):
-        if "generate" in stages and not (options.reuse_data and have_data):
-            shutil.rmtree(raw_dir, ignore_errors=True)
-            marker.unlink(missing_ok=True)
-            timed("generate", repetition, _generate(n_customers, options.seed, root))
-            marker.write_text(json.dumps(wanted))
-            have_data = True
-        if not have_data:
-            raise BenchmarkError(f"no data for size {size} in {root}: include stage generate")
-        if not result.row_counts:
-            result.row_counts = _row_counts(raw_dir)
-        if "build" in stages:
-            _remove_warehouse(warehouse)
-            built.unlink(missing_ok=True)
-            timed("build", repetition, _segmart("build", "--raw-dir", str(raw_dir)))
-            built.write_text(json.dumps(wanted))
-            result.dbt_nodes = _dbt_nodes(work / "dbt_target")
-        if "single_query" in stages:
-            timed(
-                "single_query",
-                repetition,
-                [
-                    _python(),
-                    "-m",
-                    "benchmarks.run",
-                    "single-query",
-                    "--raw-dir",
-                    str(raw_dir),
-                    "--out",
-                    str(single_query_out),
-                    *(
-                        ["--memory-limit", options.single_query_memory_limit]
-                        if options.single_query_memory_limit
-                        else []
-                    ),
-                ],
-                reference=True,
-            )
-        if "pandas" in stages and not pandas_failed:
-            try:
-                timed(
-                    "pandas",
-                    repetition,
-                    [
-                        _python(),
-                        "-m",
-                        "benchmarks.pandas_reference",
-                        "--raw-dir",
-                        str(raw_dir),
-                        "--out",
-                        str(pandas_out),
-                    ],
-                    reference=True,
-                    address_space_bytes=options.pandas_memory_limit,
-                )
-            except BenchmarkError as error:
-                if options.pandas_memory_limit is None:
-                    raise
-                # Under a memory cap, running out is a result: pandas needs more than the cap.
-                pandas_failed = True
-                result.stages["pandas"] = StageResult(
-                    skipped=f"failed under a {_bytes(options.pandas_memory_limit)} address-space "
-                    f"cap: {str(error).strip().splitlines()[-1]}",
-                    needs_more_than_bytes=options.pandas_memory_limit,
-                )
-                _log(f"[{size}] pandas: {result.stages['pandas'].skipped}")
-        references_ran = "single_query" in stages or ("pandas" in stages and not pandas_failed)
-        warehouse_current = built.exists() and json.loads(built.read_text()) == wanted
-        if not checked and references_ran and warehouse_current:
-            comparisons = in_a_child(
-                check_equivalence,
-                warehouse,
-                pandas_out if "pandas" in stages and not pandas_failed else None,
-                single_query_out if "single_query" in stages else None,
-            )
-            result.equivalence = [c.describe() for c in comparisons]
-            progress(result)
-            for line in result.equivalence:
-                _log(f"[{size}] equal: {line}")
-            checked = True
-        if "train" in stages:
-            timed("train", repetition, _segmart("train"))
-        if "score" in stages:
-            timed("score", repetition, _segmart("score"))
-            if options.score_scale > 1 and size != "XS" and size == options.sizes[-1]:
-                result.score_scale = options.score_scale
-                scaled = work / "scaled.duckdb"
-                _remove_warehouse(scaled)
-                in_a_child(_scale_customer_features, warehouse, scaled, options.score_scale)
-                timed("score_scaled", repetition, _segmart("score", "--warehouse", str(scaled)))
-                _remove_warehouse(scaled)
-        if "run" in stages:
-            _remove_warehouse(warehouse)
-            built.unlink(missing_ok=True)
-            timed("run", repetition, _segmart("run", "--raw-dir", str(raw_dir)))
+    def scan_floor(self, repetition: int) -> None:
+        command = [_python(), "-m", "benchmarks.run", "scan-floor", "--raw-dir", str(self.raw_dir)]
+        self.timed("scan_floor", repetition, command, reference=True)
 
-    if not options.keep_data:
-        shutil.rmtree(root, ignore_errors=True)
-    return result
+    def build(self, repetition: int) -> None:
+        _remove_warehouse(self.warehouse)
+        self.built.unlink(missing_ok=True)
+        self.timed("build", repetition, _segmart("build", "--raw-dir", str(self.raw_dir)))
+        self.built.write_text(json.dumps(self.wanted))
+        self.result.dbt_nodes = _dbt_nodes(self.work / "dbt_target")
+
+    def single_query(self, repetition: int) -> None:
+        limit = self.options.single_query_memory_limit
+        command = [
+            *[_python(), "-m", "benchmarks.run", "single-query"],
+            *["--raw-dir", str(self.raw_dir), "--out", str(self.single_query_out)],
+            *(["--memory-limit", limit] if limit else []),
+        ]
+        self.timed("single_query", repetition, command, reference=True)
+
+    def pandas(self, repetition: int) -> None:
+        if self.pandas_failed:
+            return
+        command = [
+            *[_python(), "-m", "benchmarks.pandas_reference"],
+            *["--raw-dir", str(self.raw_dir), "--out", str(self.pandas_out)],
+        ]
+        limit = self.options.pandas_memory_limit
+        try:
+            self.timed("pandas", repetition, command, reference=True, address_space_bytes=limit)
+        except BenchmarkError as error:
+            if limit is None:
+                raise
+            # Under a memory cap, running out is a result: pandas needs more than the cap.
+            self.pandas_failed = True
+            self.result.stages["pandas"] = StageResult(
+                skipped=f"failed under a {_bytes(limit)} address-space "
+                f"cap: {str(error).strip().splitlines()[-1]}",
+                needs_more_than_bytes=limit,
+            )
+            _log(f"[{self.size}] pandas: {self.result.stages['pandas'].skipped}")
+
+    def check_equivalence(self) -> None:
+        """Once per size: the warehouse's features equal the references' before times count."""
+        pandas_ran = "pandas" in self.stages and not self.pandas_failed
+        references_ran = "single_query" in self.stages or pandas_ran
+        current = _same_data(self.built, self.wanted)
+        if self.checked or not references_ran or not current:
+            return
+        comparisons = in_a_child(
+            check_equivalence,
+            self.warehouse,
+            self.pandas_out if pandas_ran else None,
+            self.single_query_out if "single_query" in self.stages else None,
+        )
+        self.result.equivalence = [c.describe() for c in comparisons]
+        self.progress(self.result)
+        for line in self.result.equivalence:
+            _log(f"[{self.size}] equal: {line}")
+        self.checked = True
+
+    def train(self, repetition: int) -> None:
+        self.timed("train", repetition, _segmart("train"))
+
+    def score(self, repetition: int) -> None:
+        self.timed("score", repetition, _segmart("score"))
+        scale = self.options.score_scale
+        if scale > 1 and self.size != "XS" and self.size == self.options.sizes[-1]:
+            self.result.score_scale = scale
+            scaled = self.work / "scaled.duckdb"
+            _remove_warehouse(scaled)
+            in_a_child(_scale_customer_features, self.warehouse, scaled, scale)
+            self.timed("score_scaled", repetition, _segmart("score", "--warehouse", str(scaled)))
+            _remove_warehouse(scaled)
+
+    def run(self, repetition: int) -> None:
+        _remove_warehouse(self.warehouse)
+        self.built.unlink(missing_ok=True)
+        self.timed("run", repetition, _segmart("run", "--raw-dir", str(self.raw_dir)))
+
+    def incremental(self, repetition: int) -> None:
+        """The weekly drop: on the warehouse of the shop's history (built, trained and run
+        once, untimed), `segmart build` and then `segmart run` with the last week added."""
+        weekly = self.root / "weekly"
+        raw, week, work = weekly / "raw", weekly / "week", weekly / "work"
+        warehouse, kept = work / "segmart.duckdb", weekly / "history.duckdb"
+        env = _environment(self.options, raw, work, warehouse)
+        if not kept.exists():
+            work.mkdir(parents=True, exist_ok=True)
+            first_day = in_a_child(split_last_week, self.raw_dir, raw, week)
+            _log(f"[{self.size}] weekly drop from {first_day}: history run (untimed)")
+            measure(
+                _segmart("run", "--raw-dir", str(raw)),
+                env,
+                self.options.source,
+                work / "logs" / "history-run.log",
+            )
+            _checkpoint(warehouse, kept)
+        for stage, command in (("incremental_build", "build"), ("incremental_run", "run")):
+            remove_week(week, raw)
+            _restore(kept, warehouse)
+            add_week(week, raw)
+            self.timed(stage, repetition, _segmart(command, "--raw-dir", str(raw)), env=env)

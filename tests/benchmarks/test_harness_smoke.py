@@ -89,6 +89,7 @@ def test_the_harness_times_each_stage_and_writes_results_and_summary(tmp_path: P
             "1",
             "--stages",
             "generate",
+            "scan_floor",
             "single_query",
             "pandas",
             "--data-root",
@@ -104,7 +105,7 @@ def test_the_harness_times_each_stage_and_writes_results_and_summary(tmp_path: P
     (results_file,) = (tmp_path / "results").glob("*.json")
     results = json.loads(results_file.read_text())
     stages = results["sizes"]["XS"]["stages"]
-    assert set(stages) == {"generate", "single_query", "pandas"}
+    assert set(stages) == {"generate", "scan_floor", "single_query", "pandas"}
     for stage in stages.values():
         assert stage["median_seconds"] > 0
         assert stage["peak_rss_bytes"] > 10 * 1024**2
