@@ -94,7 +94,7 @@ class ModelMetadata:
     library_versions: dict[str, str]
     artifact_sha256: str = ""
     extra: dict = field(default_factory=dict)
-    # Model inputs of the mart left out before fitting, and why (ml.training.check_overlap).
+    # Model inputs of the mart left out before fitting, and why (ml.input_overlap.check_overlap).
     dropped_inputs: dict[str, str] = field(default_factory=dict)
     # One-hot slot column -> the level learned in it (ml.feature_stats), e.g. region__level_1.
     one_hot_levels: dict[str, str] = field(default_factory=dict)

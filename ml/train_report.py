@@ -30,9 +30,10 @@ from ml.segments import segments_markdown
 
 if TYPE_CHECKING:
     from ml.customer_value import ValueFit
+    from ml.input_overlap import InputOverlap
     from ml.propensity import Candidate
     from ml.segments import SegmentMatch
-    from ml.training import InputOverlap, RevenueFit, Trained, TrainOptions
+    from ml.training import RevenueFit, Trained, TrainOptions
 
 
 @dataclass(frozen=True)

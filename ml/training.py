@@ -22,14 +22,8 @@ from ml import evaluate, registry, warehouse
 from ml.backtest import Backtest, run_backtest
 from ml.config import Settings
 from ml.customer_value import ValueFit, ValueModels, fit_for_training, predictions_at
-from ml.drift import (
-    MAX_SHARE_OUTSIDE_TRAINING_RANGE,
-    PSI_DRIFT_THRESHOLD,
-    DriftReference,
-    non_overlapping_inputs,
-)
+from ml.drift import DriftReference
 from ml.errors import SegmartError
-from ml.evaluate import markdown_table
 from ml.examples import (
     TRAINING_TABLE,
     Examples,
@@ -37,16 +31,12 @@ from ml.examples import (
     built_as_of,
     built_horizon_days,
     check_trainable,
-    customer_sample,
     read_examples,
     split_for_validation,
 )
 from ml.explain import ReasonCoder, feature_selection_report, permutation_importances
-from ml.features import (
-    model_matrix,
-    one_hot_levels,
-    scaled_columns,
-)
+from ml.features import one_hot_levels, scaled_columns
+from ml.input_overlap import check_overlap, read_scoring_inputs
 from ml.propensity import (
     CANDIDATES,
     Algorithm,
@@ -71,9 +61,7 @@ from ml.segments import (
 )
 from ml.train_report import TrainReport, model_run_row, record_metadata
 
-SCORING_TABLE = "ml.customer_features"
 STATS_TABLE = "ml.feature_stats"
-MAX_OVERLAP_ROWS = 50_000  # scoring rows sampled (by customer hash) for the overlap check
 MODEL_RUNS_TABLE = "predictions.model_runs"
 
 
@@ -244,82 +232,6 @@ def fit_segments(
     return segmenter, names, describe_segments(profiles, names), match
 
 
-@dataclass(frozen=True)
-class InputOverlap:
-    """Which model inputs the scoring snapshot shares with the training snapshots.
-
-    `table` holds, per model input, its PSI between the training snapshots' rows and the
-    scoring snapshot's, the share of scoring rows outside the training range and `is_dropped`
-    (see `drift.non_overlapping_inputs`); empty when there was no scoring snapshot to compare.
-    """
-
-    table: pd.DataFrame
-    as_of: str | None = None
-
-    @property
-    def dropped(self) -> dict[str, str]:
-        """Left-out input -> why, in words."""
-        if self.table.empty:
-            return {}
-        return {
-            row.feature: (
-                f"PSI {row.psi:.2f} (> {PSI_DRIFT_THRESHOLD}) between the training snapshots and"
-                f" the {self.as_of} scoring snapshot, and {row.share_outside_training_range:.0%}"
-                f" of scoring rows (> {MAX_SHARE_OUTSIDE_TRAINING_RANGE:.0%}) outside the"
-                " training range: the model would score values it never saw"
-            )
-            for row in self.table[self.table["is_dropped"]].itertuples()
-        }
-
-    def to_markdown(self) -> str:
-        """The report section: what was left out and why, or that nothing was."""
-        if self.table.empty:
-            return (
-                f"No scoring snapshot ({SCORING_TABLE}) to compare with: every input was kept"
-                " unchecked."
-            )
-        dropped = self.dropped
-        worst = self.table.sort_values(["psi", "feature"], ascending=[False, True]).head(5)
-        lines = [
-            f"Compared before fitting: each input's PSI between the training snapshots and the"
-            f" {self.as_of} scoring snapshot, and the share of scoring rows outside its training"
-            f" range. An input is left out when PSI > {PSI_DRIFT_THRESHOLD} and more than"
-            f" {MAX_SHARE_OUTSIDE_TRAINING_RANGE:.0%} of scoring rows lie outside that range.",
-        ]
-        if dropped:
-            lines += [f"- left out `{feature}`: {why}" for feature, why in dropped.items()]
-        else:
-            lines.append("Nothing was left out. Largest PSI:")
-        lines.append(
-            markdown_table(
-                worst[["feature", "psi", "share_outside_training_range", "is_dropped"]],
-                digits=3,
-                index=False,
-            )
-        )
-        return "\n\n".join(lines)
-
-
-def check_overlap(
-    examples: Examples, scoring: pd.DataFrame | None, as_of: str | None
-) -> InputOverlap:
-    """Compare every model input of the training snapshots with the scoring snapshot.
-
-    Parameters
-    ----------
-    examples : Examples
-        The training examples (every snapshot).
-    scoring : pandas.DataFrame or None
-        The same inputs at the scoring snapshot (`ml.customer_features`, possibly a sample);
-        None or empty when there is none.
-    as_of : str or None
-        The scoring snapshot's date, for the report.
-    """
-    if scoring is None or scoring.empty or len(examples.label) == 0:
-        return InputOverlap(pd.DataFrame(), as_of)
-    return InputOverlap(non_overlapping_inputs(examples.X, scoring[list(examples.inputs)]), as_of)
-
-
 def check_build(settings: Settings, table: pa.Table) -> None:
     """Refuse training examples built for another horizon or as_of than the settings ask."""
     horizon, as_of = built_horizon_days(table), built_as_of(table)
@@ -333,23 +245,6 @@ def check_build(settings: Settings, table: pa.Table) -> None:
             f"{TRAINING_TABLE} was built as of {as_of}, not {settings.as_of}: "
             f"rebuild with `segmart build --as-of {settings.as_of}`"
         )
-
-
-def _read_scoring_inputs(
-    con: duckdb.DuckDBPyConnection, inputs: tuple[str, ...], max_rows: int
-) -> tuple[pd.DataFrame | None, str | None]:
-    """The model inputs of the scoring snapshot (a customer-hash sample above `max_rows`)."""
-    if not warehouse.table_exists(con, SCORING_TABLE):
-        return None, None
-    schema = warehouse.table_schema(con, SCORING_TABLE)
-    if not set(inputs) <= set(schema):
-        return None, None  # a mart of another build: scoring will refuse it anyway
-    count = warehouse.query(con, f"select count(*) as n, max(as_of) as as_of from {SCORING_TABLE}")
-    n_rows, as_of = count.column("n")[0].as_py(), count.column("as_of")[0].as_py()
-    where, params = customer_sample(n_rows, max_rows)
-    select = ", ".join(f'"{column}"' for column in inputs)
-    table = warehouse.query(con, f"select {select} from {SCORING_TABLE} {where}", params)
-    return model_matrix(table, inputs), None if as_of is None else str(as_of)
 
 
 def _read_one_hot_levels(con: duckdb.DuckDBPyConnection, table: pa.Table) -> dict[str, str]:
@@ -399,7 +294,7 @@ def train(
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         table, column_dtypes = read_examples(con, options.max_training_rows)
         examples = Examples.from_arrow(table)
-        scoring, scoring_as_of = _read_scoring_inputs(con, examples.inputs, MAX_OVERLAP_ROWS)
+        scoring, scoring_as_of = read_scoring_inputs(con, examples.inputs)
         levels = _read_one_hot_levels(con, table)
         reference = _segment_reference(settings, con, table, progress)
     # Before fitting: an input the scoring snapshot does not share with training is left out.
