@@ -20,19 +20,14 @@ import duckdb
 import pyarrow as pa
 
 from ml import registry
+from ml.compatibility import check_compatible, scorer_columns
 from ml.config import Settings
 from ml.drift import add_counts
 from ml.errors import SegmartError
 from ml.features import model_matrix
 from ml.lifecycle import stats_gone
 from ml.registry import LoadedModel
-from ml.scoring import (
-    check_compatible,
-    score_warnings,
-    scorer_columns,
-    spool_scores,
-    with_run_columns,
-)
+from ml.scoring import score_warnings, spool_scores, with_run_columns
 from ml.segments import SegmentSums, describe_segments
 
 BATCH_SIZE = 50_000

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
 from ml import registry, warehouse
+from ml.compatibility import FEATURES_TABLE, check_compatible, scorer_columns
 from ml.config import Settings
 from ml.customer_value import (
     SCORED_VALUE_COLUMNS,
@@ -36,13 +37,12 @@ from ml.customer_value import (
 from ml.drift import add_counts
 from ml.errors import SegmartError
 from ml.evaluate import markdown_table
-from ml.features import model_input_columns, model_matrix, raw_feature_columns
-from ml.registry import LoadedModel, ModelMetadata
+from ml.features import model_matrix
+from ml.registry import LoadedModel
 from ml.revenue import predicted_revenue
 from ml.seasonality import for_scoring
 from ml.segments import SegmentSums, describe_segments, segments_markdown
 
-FEATURES_TABLE = "ml.customer_features"
 SCORES_TABLE = "predictions.customer_scores"
 PROFILES_TABLE = "predictions.segment_profiles"
 DRIFT_TABLE = "predictions.feature_drift"
@@ -117,85 +117,6 @@ from read_parquet(?) as scores
 left join read_parquet(?) as value on scores.customer_id = value.customer_id
 order by scores.customer_id
 """
-
-
-def scorer_columns(metadata: ModelMetadata) -> list[str]:
-    """Mart columns the scorer reads: the model inputs and the raw features."""
-    return [*metadata.feature_columns, *raw_feature_columns(metadata.feature_columns)]
-
-
-def schema_differences(metadata: ModelMetadata, mart_dtypes: dict[str, str]) -> list[str]:
-    """How the feature mart's columns differ from what the model was trained on.
-
-    Parameters
-    ----------
-    metadata : ModelMetadata
-        The model's metadata (`column_dtypes` of its training examples).
-    mart_dtypes : dict of str to str
-        Column -> DuckDB type of `ml.customer_features`.
-
-    Returns
-    -------
-    list of str
-        One readable item per difference; empty when the mart fits the model.
-    """
-    expected = {c: metadata.column_dtypes[c] for c in scorer_columns(metadata)}
-    missing = sorted(set(expected) - set(mart_dtypes))
-    # Inputs training left out on purpose (metadata.dropped_inputs) are not new.
-    known = set(expected) | set(metadata.dropped_inputs)
-    new_inputs = sorted(set(model_input_columns(mart_dtypes)) - known)
-    changed = sorted(
-        f"{c} {expected[c]} -> {mart_dtypes[c]}"
-        for c in set(expected) & set(mart_dtypes)
-        if expected[c] != mart_dtypes[c]
-    )
-    differences = []
-    if missing:
-        differences.append(f"missing columns {missing}")
-    if new_inputs:
-        differences.append(f"input columns the model never saw {new_inputs}")
-    if changed:
-        differences.append(f"changed types {changed}")
-    return differences
-
-
-def check_compatible(
-    metadata: ModelMetadata, mart_dtypes: dict[str, str], stats: list[tuple[str, date]]
-) -> None:
-    """Refuse a feature mart the model cannot score correctly.
-
-    Parameters
-    ----------
-    metadata : ModelMetadata
-        The model to score with.
-    mart_dtypes : dict of str to str
-        Column -> DuckDB type of `ml.customer_features`.
-    stats : list of (str, date)
-        Distinct (feature_stats_id, feature_stats_fitted_as_of) in the mart.
-
-    Raises
-    ------
-    SegmartError
-        Columns or types differ, or the mart was preprocessed with other fitted parameters;
-        the message says what differs and how to rebuild.
-    """
-    rebuild = f"segmart build --stats-as-of {metadata.feature_stats_fitted_as_of}"
-    differences = schema_differences(metadata, mart_dtypes)
-    if differences:
-        raise SegmartError(
-            f"{FEATURES_TABLE} does not match model {metadata.model_id}: "
-            f"{'; '.join(differences)}. Rebuild the marts with the model's preprocessing "
-            f"(`{rebuild}`) or train a new model (`segmart train`)"
-        )
-    expected = (metadata.feature_stats_id, metadata.feature_stats_fitted_as_of)
-    found = [(stats_id, str(fitted)) for stats_id, fitted in stats]
-    if found != [expected]:
-        shown = ", ".join(f"{stats_id} fitted as of {fitted}" for stats_id, fitted in found)
-        raise SegmartError(
-            f"{FEATURES_TABLE} was preprocessed with feature stats {shown or 'none'}, but model "
-            f"{metadata.model_id} was trained with {expected[0]} fitted as of {expected[1]}: "
-            f"rebuild with `{rebuild}` so training and scoring share preprocessing"
-        )
 
 
 def score_batch(model: LoadedModel, batch: pa.RecordBatch) -> tuple[pa.Table, pd.DataFrame]:

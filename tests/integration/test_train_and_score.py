@@ -18,10 +18,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ml import warehouse
+from ml.compatibility import scorer_columns
 from ml.config import Settings
 from ml.evaluate import baseline_scores
 from ml.registry import load_model
-from ml.scoring import SCORES_TABLE, ScoreReport, score, score_batch, scorer_columns
+from ml.scoring import SCORES_TABLE, ScoreReport, score, score_batch
 from ml.train_report import TrainReport
 from ml.training import TrainOptions, train
 from scripts.ground_truth import (

@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 import pytest
 
 from ml import scoring, warehouse
+from ml.compatibility import scorer_columns
 from ml.errors import SegmartError
 from ml.evaluate import rank_order
 from ml.features import model_matrix
@@ -18,7 +19,6 @@ from ml.scoring import (
     PROFILES_TABLE,
     SCORES_TABLE,
     score,
-    scorer_columns,
 )
 from ml.training import TrainOptions, train
 from tests.ml.synthetic import (
