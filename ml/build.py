@@ -75,7 +75,13 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-_DBT_WRAPPER = re.compile(r"^(\w+ )?(Compilation|Runtime|Database|Parsing|Dependency) Error\b|^>")
+# dbt's wrapper lines, and py4j's over a Java exception from Spark ("An error occurred while
+# calling o27.sql.", then ": org.apache.spark.SparkException: <cause>").
+_DBT_WRAPPER = re.compile(
+    r"^(\w+ )?(Compilation|Runtime|Database|Parsing|Dependency) Error\b|^>"
+    r"|^An error occurred while calling o\d+"
+)
+_JAVA_EXCEPTION_PREFIX = re.compile(r"^: [\w.$]+: ")
 
 
 _RAISED = re.compile(r"^[\w.]*(Error|Exception): (?P<message>.+)$")
@@ -94,7 +100,7 @@ def _first_error_line(text: object) -> str:
     useful = [
         line for line in lines if not _DBT_WRAPPER.search(line) and "compiled code" not in line
     ]
-    return (useful or lines or ["unknown dbt error"])[0]
+    return _JAVA_EXCEPTION_PREFIX.sub("", (useful or lines or ["unknown dbt error"])[0])
 
 
 def _release_duckdb() -> None:

@@ -81,9 +81,10 @@
     {% set path = csv_path or parquet_path %}
     {% if path is none %}
         {% if spec.required %}
+            {#- No Spark scan lists a zero-byte file, so an empty export reads as none. -#}
             {% do exceptions.raise_compiler_error(
                 "required raw table " ~ table_name ~ " not found: expected " ~ raw_dir ~ "/"
-                ~ table_name ~ ".csv or .parquet") %}
+                ~ table_name ~ ".csv or .parquet (Spark sees no zero-byte file)") %}
         {% endif %}
         {% set empty_columns = [] %}
         {% for column in spec.columns %}{% do empty_columns.append("cast(null as string) as " ~ column) %}{% endfor %}
@@ -97,7 +98,11 @@
         {% set reader = _spark_csv_reader(table_name, path, header) %}
     {% else %}
         {% set reader = "parquet.`" ~ path | replace('`', '``') ~ "`" %}
-        {% set described = run_query("describe query select * from " ~ reader) %}
+        {#- Its schema through a temporary view: a file that is no Parquet then fails naming the
+            file (a direct query fails as "Failed to create plan for direct query on files"). -#}
+        {% do run_query("create or replace temporary view raw_file__" ~ table_name
+            ~ " using parquet options (path " ~ _sql_string(path) ~ ")") %}
+        {% set described = run_query("describe raw_file__" ~ table_name) %}
         {% set header = [] %}
         {% for row in described.rows %}{% do header.append(row[0]) %}{% endfor %}
     {% endif %}

@@ -123,3 +123,18 @@ def test_a_parse_error_fails_with_the_command_and_one_line(
         run_dbt(settings, "run", {"n": 1})
 
     assert "\n" not in str(raised.value)
+
+
+def test_a_spark_error_is_its_cause_without_the_py4j_and_java_wrappers() -> None:
+    # dbt-spark's session passes on py4j's text: a wrapper line, the Java exception, its stack
+    raised = (
+        "Database Error in operation segmart-on-run-start-0 (./dbt_project.yml)\n"
+        "  An error occurred while calling o27.sql.\n"
+        "  : org.apache.spark.SparkException: [FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER]"
+        " Encountered error while reading file file:/raw/customers.parquet.\n"
+        "\tat org.apache.spark.sql.errors.QueryExecutionErrors$.cannotReadFooterForFileError\n"
+    )
+    assert build._first_error_line(raised) == (
+        "[FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER]"
+        " Encountered error while reading file file:/raw/customers.parquet."
+    )
