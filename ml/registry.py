@@ -432,12 +432,13 @@ def promote(settings: Settings, model_id: str, reason: str) -> ChampionMarker:
     SegmartError
         Unknown id, an artifact that fails verification, or no warehouse; nothing is changed.
     """
-    from ml import warehouse
+    from ml import champion_sql, warehouse
 
     metadata = load_metadata(settings.models_dir, model_id)
     if metadata.model_id != model_id:
         raise SegmartError(f"promote a model by its id, not {model_id!r} (`segmart models list`)")
     _load_trusted(verified_artifact(settings.models_dir, metadata))
+    scoring = champion_sql.compile_model(settings.models_dir, metadata)
     if not settings.warehouse.is_file():
         raise SegmartError(
             f"warehouse {settings.warehouse} does not exist: pass the --warehouse the model was"
@@ -455,6 +456,7 @@ def promote(settings: Settings, model_id: str, reason: str) -> ChampionMarker:
     try:
         with warehouse.connect(settings.warehouse) as con:
             warehouse.append_rows(con, PROMOTIONS_TABLE, _promotion_row(marker, previous))
+            champion_sql.publish(settings.models_dir, con, scoring)
         os.replace(draft, settings.models_dir / CHAMPION_FILE)
     finally:
         draft.unlink(missing_ok=True)

@@ -137,3 +137,79 @@ def test_a_champion_whose_statistics_are_gone_fails_in_one_line(
     pd.testing.assert_frame_equal(
         after["predictions.customer_scores"], before["predictions.customer_scores"]
     )
+
+
+SQL_SCORER = {"scorer": "sql"}
+SCORING_NODES = "champion_model champion_features customer_scores customer_scores_sql"
+
+
+def test_the_sql_scorer_equals_the_python_scorer(
+    marketing_dir: Path,  # noqa: F811
+    generated_data: Path,
+    tmp_path: Path,
+) -> None:
+    settings = _promoted(marketing_dir, generated_data, tmp_path)
+
+    run_dbt(settings, "build", dbt_vars(settings, extra=SQL_SCORER), select=SCORING_NODES)
+
+    tables = ("predictions.customer_scores", "predictions.customer_scores_sql")
+    in_python, in_sql = _read(settings, tables).values()
+    assert len(in_python) > 0
+    joined = in_python.merge(in_sql, on="customer_id", suffixes=("", "_sql"), validate="1:1")
+    assert len(joined) == len(in_python) == len(in_sql)
+    difference = (joined["purchase_probability"] - joined["purchase_probability_sql"]).abs()
+    assert difference.max() <= 1e-6
+    for column in ("propensity_decile", "segment_id", "segment_name", "model_id", "as_of"):
+        assert joined[column].tolist() == joined[f"{column}_sql"].tolist(), column
+
+
+def test_the_champions_scoring_sql_is_kept_beside_it_and_in_the_warehouse(
+    marketing_dir: Path,  # noqa: F811
+    generated_data: Path,
+    tmp_path: Path,
+) -> None:
+    settings = _promoted(marketing_dir, generated_data, tmp_path)
+    champion = registry.load_metadata(settings.models_dir, registry.CHAMPION)
+
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        rows = con.sql("select model_id, scoring_sql from predictions.champion_scoring_sql")
+        [(model_id, sql)] = rows.fetchall()
+    assert model_id == champion.model_id
+    assert (settings.models_dir / champion.model_id / "scoring.sql").read_text() == sql
+
+
+def test_without_a_champion_the_sql_scorer_builds_empty(
+    marketing_dir: Path,  # noqa: F811
+    generated_data: Path,
+    tmp_path: Path,
+) -> None:
+    settings = private_settings(marketing_dir, generated_data, tmp_path)
+    assert registry.read_champion(settings.models_dir) is None
+
+    summary = run_dbt(
+        settings,
+        "build",
+        dbt_vars(settings, extra=SQL_SCORER),
+        select="champion_model champion_features customer_scores_sql",
+    )
+
+    assert summary.n_failed == 0
+    assert _count(settings, "select count(*) from predictions.customer_scores_sql") == 0
+
+
+def test_scoring_sql_of_another_model_fails_the_sql_scorer_with_the_fix(
+    marketing_dir: Path,  # noqa: F811
+    generated_data: Path,
+    tmp_path: Path,
+) -> None:
+    settings = _promoted(marketing_dir, generated_data, tmp_path)
+    with duckdb.connect(str(settings.warehouse)) as con:
+        con.execute("update predictions.champion_scoring_sql set model_id = 'another-model'")
+
+    with pytest.raises(SegmartError, match=r"has no scoring SQL .*segmart models promote"):
+        run_dbt(
+            settings,
+            "build",
+            dbt_vars(settings, extra=SQL_SCORER),
+            select="champion_model champion_features customer_scores_sql",
+        )

@@ -22,7 +22,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from ml.build import run_dbt
-from ml.config import DBT_PROJECT_DIR, PROFILES_DIR
+from ml.config import DBT_PROJECT_DIR, PROFILES_DIR, Settings
 from tests.conftest import AS_OF, HORIZON_DAYS, make_settings
 
 pytestmark = [
@@ -186,3 +186,197 @@ def test_feature_marts_are_equal(duckdb_warehouse: Path, spark_warehouse: Path, 
     assert len(on_duckdb) > 0
     assert len(on_spark) == len(on_duckdb)
     assert mismatched_columns(on_duckdb, on_spark) == []
+
+
+# --- Scoring in SQL on Spark: the champion trained on the DuckDB build, scored by both engines ---
+
+SQL_SCORING_NODES = "champion_features customer_scores_sql"
+
+
+@pytest.fixture(scope="module")
+def duckdb_champion(
+    raw_dir: Path, duckdb_warehouse: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """A copy of the DuckDB build with a promoted default model and `segmart score`'s scores."""
+    from ml import registry
+    from ml.scoring import score
+    from ml.training import TrainOptions, train
+
+    root = tmp_path_factory.mktemp("spark_champion")
+    shutil.copy(duckdb_warehouse, root / "segmart.duckdb")
+    settings = make_settings(raw_dir, root / "segmart.duckdb", root)
+    # The shop is too small for training's guard (100 buyers and non-buyers per half): the
+    # model need not be good here, only the same on both engines.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ml.examples.MIN_EXAMPLES_PER_CLASS", 20)
+        trained = train(settings, TrainOptions(n_threads=1))
+    registry.promote(settings, trained.metadata.model_id, "test: scored on both engines")
+    score(settings, registry.CHAMPION)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def spark_sql_scores(spark_warehouse: Path, duckdb_champion: Settings) -> pd.DataFrame:
+    """customer_scores_sql built on Spark (the tables of `spark_warehouse`) with that champion."""
+    root = spark_warehouse.parent
+    env = os.environ | {
+        "SEGMART_RAW_DIR": str(duckdb_champion.raw_dir),
+        "SEGMART_SPARK_DIR": str(root),
+        "SEGMART_MODELS_DIR": str(duckdb_champion.models_dir),
+        "DBT_TARGET_PATH": str(root / "target"),
+    }
+    command = [
+        str(Path(sys.executable).with_name("dbt")),
+        *f"run --select {SQL_SCORING_NODES}".split(),
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(PROFILES_DIR),
+        "--target",
+        "spark",
+        "--vars",
+        DBT_VARS,
+        "--log-path",
+        str(root / "logs"),
+    ]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, _dbt_failures(done.stdout)
+    return read_spark(spark_warehouse, "predictions.customer_scores_sql")
+
+
+def _scored_in_duckdb(settings: Settings, features: pd.DataFrame) -> pd.DataFrame:
+    """The champion's scoring SQL run by DuckDB over `features`."""
+    from ml import registry
+    from ml.sql_export import scoring_sql
+
+    model = registry.load_model(settings.models_dir, registry.CHAMPION)
+    with duckdb.connect() as connection:
+        connection.register("features", features)
+        return connection.sql(scoring_sql(model, "features")).df()
+
+
+def test_spark_computes_the_scoring_sql_as_duckdb_does(
+    duckdb_champion: Settings, spark_warehouse: Path, spark_sql_scores: pd.DataFrame
+) -> None:
+    """On the same rows (Spark's champion_features) the two engines' arithmetic agrees."""
+    spark_features = read_spark(spark_warehouse, "predictions.champion_features")
+    in_duckdb = _scored_in_duckdb(duckdb_champion, spark_features)
+    joined = in_duckdb.merge(spark_sql_scores, on="customer_id", suffixes=("", "_spark"))
+    assert len(joined) == len(spark_sql_scores) == len(spark_features) > 0
+    difference = (joined["purchase_probability"] - joined["purchase_probability_spark"]).abs()
+    assert difference.max() <= 1e-6
+    for column in ("segment_id", "propensity_decile"):
+        assert joined[column].tolist() == joined[f"{column}_spark"].tolist(), column
+
+
+def test_spark_sql_scores_match_duckdbs_python_scores_but_on_split_ties(
+    duckdb_champion: Settings, spark_warehouse: Path, spark_sql_scores: pd.DataFrame
+) -> None:
+    """Against `segmart score` on DuckDB: the same segments, and the same probabilities except
+    where a model input differs in its last bits between the engines (features agree within
+    1e-9, not bit for bit) and lies on a tree's threshold, so the row takes the other branch."""
+    from ml import registry
+
+    on_duckdb = read_duckdb(duckdb_champion.warehouse, "predictions.customer_scores")
+    joined = on_duckdb.merge(
+        spark_sql_scores, on="customer_id", suffixes=("", "_spark"), validate="1:1"
+    )
+    assert len(joined) == len(on_duckdb) == len(spark_sql_scores) > 0
+    for column in ("segment_id", "segment_name", "model_id"):
+        assert joined[column].tolist() == joined[f"{column}_spark"].tolist(), column
+    difference = (joined["purchase_probability"] - joined["purchase_probability_spark"]).abs()
+    # On the test shop: 1 of 272 customers (an input 1.3e-15 apart, the threshold between).
+    differing = set(joined.loc[difference > 1e-6, "customer_id"])
+    assert len(differing) <= 0.01 * len(joined)
+    model = registry.load_model(duckdb_champion.models_dir, registry.CHAMPION)
+    on_a_split = _customers_across_a_split(
+        read_duckdb(duckdb_champion.warehouse, "ml.customer_features"),
+        read_spark(spark_warehouse, "predictions.champion_features"),
+        _split_thresholds(model.propensity.estimator, list(model.propensity.feature_columns)),
+    )
+    assert differing <= on_a_split
+
+
+def _split_thresholds(estimator: object, columns: list[str]) -> dict[str, set[float]]:
+    """Every threshold of every tree of the (calibrated, cross-fitted) booster, by input."""
+    thresholds: dict[str, set[float]] = {}
+    pending = [estimator]
+    while pending:
+        current = pending.pop()
+        if hasattr(current, "_predictors"):
+            for (tree,) in current._predictors:
+                for node in tree.nodes[~tree.nodes["is_leaf"].astype(bool)]:
+                    column = columns[int(node["feature_idx"])]
+                    thresholds.setdefault(column, set()).add(float(node["num_threshold"]))
+        for attribute in ("estimator", "estimators_", "calibrated_classifiers_"):
+            found = getattr(current, attribute, None)
+            pending.extend(found if isinstance(found, list) else [found] if found else [])
+    return thresholds
+
+
+def _customers_across_a_split(
+    on_duckdb: pd.DataFrame, on_spark: pd.DataFrame, thresholds: dict[str, set[float]]
+) -> set[str]:
+    """Customers with an input on different sides of a threshold on the two engines."""
+    on_duckdb, on_spark = (f.set_index("customer_id") for f in (on_duckdb, on_spark))
+    on_spark = on_spark.loc[on_duckdb.index]
+    across = pd.Series(False, index=on_duckdb.index)
+    for column, values in thresholds.items():
+        left, right = on_duckdb[column].astype(float), on_spark[column].astype(float)
+        for threshold in values:
+            across |= (left <= threshold) != (right <= threshold)
+    return set(across.index[across])
+
+
+# --- Training on the Spark build: its marts through Arrow into a DuckDB file on the driver ---
+
+
+def _train_small(settings: Settings) -> tuple[dict[str, float], int]:
+    """Train a quick model: its validation metrics and the number of rows it trained on."""
+    from ml.training import TrainOptions, train
+
+    with pytest.MonkeyPatch.context() as patch:
+        # The shop is too small for training's guard (100 buyers and non-buyers per half).
+        patch.setattr("ml.examples.MIN_EXAMPLES_PER_CLASS", 20)
+        report = train(settings, TrainOptions(algorithm="logistic_regression", n_threads=1))
+    return report.metrics, report.metadata.n_training_rows
+
+
+def _column_types(warehouse: Path) -> dict[str, str]:
+    """Column -> DuckDB type of every table training reads."""
+    from ml.spark_marts import DRIVER_TABLES
+
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        rows = connection.execute(
+            "select table_schema || '.' || table_name, column_name, data_type"
+            " from information_schema.columns"
+        ).fetchall()
+    return {f"{table}.{column}": kind for table, column, kind in rows if table in DRIVER_TABLES}
+
+
+def test_training_on_the_spark_build_gives_the_duckdb_build_metrics(
+    raw_dir: Path,
+    duckdb_warehouse: Path,
+    spark_warehouse: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from ml.spark_marts import DRIVER_TABLES, import_local_build
+
+    on_duckdb = tmp_path_factory.mktemp("train_duckdb")
+    shutil.copy(duckdb_warehouse, on_duckdb / "segmart.duckdb")
+    on_spark = tmp_path_factory.mktemp("train_spark")
+    copied = import_local_build(spark_warehouse, on_spark / "segmart.duckdb")
+    assert set(copied) == set(DRIVER_TABLES) and min(copied.values()) > 0
+    assert _column_types(on_spark / "segmart.duckdb") == _column_types(duckdb_warehouse)
+
+    duckdb_metrics, duckdb_rows = _train_small(
+        make_settings(raw_dir, on_duckdb / "segmart.duckdb", on_duckdb)
+    )
+    spark_metrics, spark_rows = _train_small(
+        make_settings(raw_dir, on_spark / "segmart.duckdb", on_spark)
+    )
+
+    assert spark_rows == duckdb_rows > 0
+    assert spark_metrics.keys() == duckdb_metrics.keys() and duckdb_metrics
+    for metric, value in duckdb_metrics.items():
+        assert spark_metrics[metric] == pytest.approx(value, abs=1e-9), metric

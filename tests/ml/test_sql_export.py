@@ -17,7 +17,7 @@ from ml.features import model_matrix
 from ml.propensity import CANDIDATES, PropensityModel, fit_cross_fitted
 from ml.registry import load_model
 from ml.scoring import score_batch
-from ml.sql_export import hist_gradient_boosting_sql, number, scoring_sql
+from ml.sql_export import hist_gradient_boosting_sql, number, scoring_sql, string_literal
 from ml.training import TrainOptions, train
 from tests.ml.synthetic import (
     examples_from,
@@ -188,3 +188,25 @@ def test_a_number_reads_back_as_the_same_double(values):
         read = con.execute(f"select {', '.join(number(v) for v in values)}").fetchone()
     assert list(read) == values
     assert [np.signbit(r) for r in read] == [np.signbit(v) for v in values]
+
+
+def test_segment_names_come_with_the_scores_quotes_included(model, marts):
+    _, features = marts
+    some_segment = int(model.segmenter.predict(model_matrix(features, _segment_inputs(model)))[0])
+    renamed = {**model.segment_names, some_segment: ("Won't buy", "quoted")}
+    named = replace(model, segment_names=renamed)
+    with duckdb.connect() as con:
+        con.register("customer_features", features)
+        scores = con.sql(scoring_sql(named, "customer_features", with_segment_names=True)).df()
+    expected = [named.segment_names[int(segment)][0] for segment in scores["segment_id"]]
+    assert scores["segment_name"].tolist() == expected
+    assert "Won't buy" in expected
+
+
+def _segment_inputs(model) -> list[str]:
+    return list(model.segmenter.feature_names_in_)
+
+
+def test_a_backslash_in_a_segment_name_is_refused():
+    with pytest.raises(ValueError, match="backslash"):
+        string_literal("a\\b")

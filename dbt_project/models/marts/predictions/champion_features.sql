@@ -17,7 +17,7 @@ feature_stats as (
 
 champion as (
 
-    select * from {{ ref('champion_model') }}
+    select * from {{ champion_relation() }}
 
 ),
 
