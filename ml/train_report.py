@@ -162,7 +162,8 @@ def _totals_markdown(revenue: RevenueFit) -> str:
 def _value_markdown(value: ValueFit) -> str:
     validation, shipped = value.validation, value.shipped
     lines = [
-        f"BG/NBD and Gamma-Gamma are fitted without labels on every customer's purchase history"
+        f"BG/NBD and Gamma-Gamma are fitted without labels on the customers' purchase histories"
+        " (a sample of them on a large shop: n_customers below)"
         f" before the validation snapshot ({validation.snapshot_on}) to score the validation"
         f" customers (the `bg_nbd` rows above: expected purchases in the {validation.horizon_days}"
         " days, and probability alive; customers without a purchase before the snapshot rank"

@@ -9,6 +9,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
 
 from ml.errors import SegmartError
 
@@ -60,6 +61,25 @@ def sample_weights(sample_weight: ArrayLike | None, n_rows: int) -> FloatArray:
     if np.any(weights < 0):
         raise ValueError("sample_weight must be non-negative")
     return weights
+
+
+class DistinctValues:
+    """One input column as its distinct values and, per row, the position of its value there.
+
+    A likelihood evaluated at every step of the maximiser spends most of its time in special
+    functions (gammaln, digamma) of one column at a time. A column of whole numbers or whole
+    days holds few distinct values however many rows it has (at 1M customers, 550,000 distinct
+    BG/NBD rows hold 176 frequencies and 731 days), so evaluating a function once per distinct
+    value and gathering it back per row gives the same numbers (to rounding) for a fraction of
+    the time.
+    """
+
+    def __init__(self, column: FloatArray) -> None:
+        self.values, self.positions = np.unique(column, return_inverse=True)
+
+    def per_row(self, *per_value: FloatArray) -> list[FloatArray]:
+        """Spread each array of values per distinct value back to values per row."""
+        return [values[self.positions] for values in per_value]
 
 
 def maximise_log_likelihood(
@@ -138,10 +158,10 @@ def collapse_identical_rows(frame: pd.DataFrame, columns: Sequence[str]) -> pd.D
 
     Customers with the same inputs contribute the same likelihood term, so fitting on the
     distinct rows with ``sample_weight=n_customers`` gives the same estimates as fitting on every
-    customer. With whole-day recency and T there are far fewer distinct (frequency, recency, T)
-    rows than customers, and their number stops growing with the number of customers (it is
-    bounded by the frequencies times the pairs of days), which keeps fitting on millions of
-    customers to seconds.
+    customer. With whole-day recency and T there are fewer distinct (frequency, recency, T)
+    rows than customers, though not far fewer on a large shop: their number is bounded by the
+    frequencies times the pairs of days, a bound a million customers come nowhere near (550,000
+    distinct rows for 930,000 buyers). `ml.customer_value` therefore also samples customers.
 
     Examples
     --------
@@ -205,13 +225,18 @@ class LikelihoodModel(BaseEstimator):
                 weights @ log_likelihood
             ) / total_weight, -weighted_gradient / total_weight
 
-        log_params, self.log_likelihood_, self.n_iter_ = maximise_log_likelihood(
-            mean_negative_log_likelihood,
-            start,
-            names,
-            model_name=model_name,
-            penalizer_coef=self.penalizer_coef,
-            max_iter=self.max_iter,
-            tol=self.tol,
-        )
+        # One BLAS thread: the products here are a few vectors long (L-BFGS-B's 4 parameters)
+        # or a single pass over the rows, and waking a thread pool costs more than they do.
+        # At 1M customers, on 2 cores shared with other jobs, BG/NBD and Gamma-Gamma at one
+        # snapshot took 2.3 s of CPU (4.2 s wall) with OpenBLAS's 2 threads, 0.7 s (1.2 s) with 1.
+        with threadpool_limits(limits=1, user_api="blas"):
+            log_params, self.log_likelihood_, self.n_iter_ = maximise_log_likelihood(
+                mean_negative_log_likelihood,
+                start,
+                names,
+                model_name=model_name,
+                penalizer_coef=self.penalizer_coef,
+                max_iter=self.max_iter,
+                tol=self.tol,
+            )
         return np.exp(log_params)

@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ml.value._fitting import (
     ArrayLike,
+    DistinctValues,
     FloatArray,
     LikelihoodModel,
     ValueModelError,
@@ -107,7 +108,7 @@ class GammaGammaModel(LikelihoodModel):
         p, q, v = (
             float(value)
             for value in self._maximise(
-                lambda theta: _log_likelihood_and_gradient(theta, x, spend),
+                _Spends(x, spend).log_likelihood_and_gradient,
                 weights,
                 start,
                 PARAMETER_NAMES,
@@ -172,22 +173,46 @@ def _log_likelihood_and_gradient(
     f(m | p, q, v; x) = Gamma(p x + q) / (Gamma(p x) Gamma(q)) * v^q m^(p x - 1) x^(p x)
                         / (v + x m)^(p x + q)
     """
-    p, q, v = params
-    px = p * x
-    log_spend = np.log(spend)
-    log_x = np.log(x)
-    log_v_xm = np.log(v + x * spend)
-    log_likelihood = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(v)
-        + (px - 1.0) * log_spend
-        + px * log_x
-        - (px + q) * log_v_xm
-    )
-    digamma_pxq = digamma(px + q)
-    d_p = x * (digamma_pxq - digamma(px) + log_spend + log_x - log_v_xm)
-    d_q = digamma_pxq - digamma(q) + np.log(v) - log_v_xm
-    d_v = q / v - (px + q) / (v + x * spend)
-    return log_likelihood, np.vstack([d_p, d_q, d_v])
+    return _Spends(x, spend).log_likelihood_and_gradient(params)
+
+
+class _Spends:
+    """Customers' (x, m), prepared once for the maximiser's many likelihood evaluations.
+
+    The gamma functions depend on x alone and are evaluated per distinct x
+    (`DistinctValues`); the logarithms of the data do not depend on the parameters and are
+    taken once.
+    """
+
+    def __init__(self, x: FloatArray, spend: FloatArray) -> None:
+        self.x = x
+        self.frequency = DistinctValues(x)
+        self.total_spend = x * spend
+        self.log_spend = np.log(spend)
+        self.log_total_spend = self.log_spend + np.log(x)
+
+    def log_likelihood_and_gradient(self, params: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """See `_log_likelihood_and_gradient`."""
+        p, q, v = params
+        px_levels = p * self.frequency.values
+        digamma_pxq = digamma(px_levels + q)
+        log_gamma_ratio, d_p_of_x, d_q_of_x = self.frequency.per_row(
+            gammaln(px_levels + q) - gammaln(px_levels) - gammaln(q),
+            digamma_pxq - digamma(px_levels),
+            digamma_pxq - digamma(q),
+        )
+        px = p * self.x
+        v_xm = v + self.total_spend
+        log_v_xm = np.log(v_xm)
+        log_v = np.log(v)
+        log_likelihood = (
+            log_gamma_ratio
+            + q * log_v
+            + px * self.log_total_spend
+            - self.log_spend
+            - (px + q) * log_v_xm
+        )
+        d_p = self.x * (d_p_of_x + self.log_total_spend - log_v_xm)
+        d_q = d_q_of_x + log_v - log_v_xm
+        d_v = q / v - (px + q) / v_xm
+        return log_likelihood, np.vstack([d_p, d_q, d_v])

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml import customer_value
 from ml.customer_value import (
     baseline_metrics,
     baseline_scores,
@@ -11,7 +12,12 @@ from ml.customer_value import (
 )
 from ml.value import collapse_identical_rows
 from tests.ml.synthetic import synthetic_value_inputs
-from tests.ml.value.simulate import BetaGeoParams, simulate_purchases
+from tests.ml.value.simulate import (
+    BetaGeoParams,
+    GammaGammaParams,
+    simulate_purchases,
+    simulate_spend,
+)
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +125,59 @@ def test_as_a_baseline_bg_nbd_ranks_future_buyers_of_its_own_process_first():
     metrics = baseline_metrics(bought, predict_value(models, inputs), ids)
     assert metrics["bg_nbd"]["roc_auc"] > 0.75
     assert metrics["bg_nbd"]["lift_top_decile"] > 2.0
+
+
+def _simulated_shop(n_customers: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    truth = BetaGeoParams(r=0.8, alpha=40.0, a=0.9, b=4.0)
+    simulated = simulate_purchases(truth, rng.uniform(30, 500, n_customers).round(), 90.0, rng)
+    simulated["recency"] = np.where(simulated["frequency"] > 0, simulated["recency"].round(), 0.0)
+    simulated["T"] = simulated["T"].round()
+    spend = simulate_spend(
+        GammaGammaParams(p=6.0, q=4.0, v=15.0),
+        np.maximum(simulated["frequency"].to_numpy(), 1),
+        rng,
+    )
+    return simulated.rename(columns={"recency": "recency_days", "T": "t_days"}).assign(
+        mean_repeat_spend=spend["mean_spend"].where(simulated["frequency"] > 0)
+    )
+
+
+def _fit_shop(shop: pd.DataFrame, snapshot_on: str = "2025-10-01"):
+    repeat = shop[shop["frequency"] > 0]
+    return fit_value_models(
+        collapse_identical_rows(shop, ["frequency", "recency_days", "t_days"]),
+        collapse_identical_rows(repeat, ["frequency", "mean_repeat_spend"]),
+        snapshot_on=snapshot_on,
+        horizon_days=90,
+    )
+
+
+def test_above_the_cap_the_models_are_fitted_on_a_sample_and_score_every_customer(monkeypatch):
+    shop = _simulated_shop(12_000, seed=11)
+    everyone = _fit_shop(shop)
+    monkeypatch.setattr(customer_value, "MAX_FIT_CUSTOMERS", 6_000)
+    sampled = _fit_shop(shop)
+    assert sampled.purchases.n_customers_ == 6_000
+    assert sampled.spend.n_customers_ == 6_000
+    assert everyone.purchases.n_customers_ == 12_000
+    # A population-level estimate: the sample's is the full fit's within sampling error.
+    assert sampled.purchases.r_ == pytest.approx(everyone.purchases.r_, rel=0.1)
+    assert sampled.purchases.alpha_ == pytest.approx(everyone.purchases.alpha_, rel=0.1)
+    assert sampled.purchases.a_ / sampled.purchases.b_ == pytest.approx(
+        everyone.purchases.a_ / everyone.purchases.b_, rel=0.25
+    )
+    assert _fit_shop(shop).purchases.r_ == sampled.purchases.r_  # deterministic
+    predicted = predict_value(sampled, shop)
+    assert predicted[["expected_orders", "predicted_revenue"]].notna().all().all()
+
+
+def test_the_same_inputs_reuse_the_fit_and_changed_inputs_are_fitted_anew():
+    shop = _simulated_shop(3_000, seed=12)
+    first = _fit_shop(shop, "2025-09-01")
+    again = _fit_shop(shop, "2025-10-01")
+    assert again.purchases is first.purchases and again.spend is first.spend
+    assert again.snapshot_on == "2025-10-01"
+    changed = _fit_shop(shop.iloc[1:], "2025-10-01")
+    assert changed.purchases is not first.purchases
+    assert changed.purchases.n_customers_ == len(shop) - 1

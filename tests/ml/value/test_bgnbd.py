@@ -67,6 +67,21 @@ def test_gradient_of_the_log_likelihood_matches_finite_differences(
         assert gradient[i].sum() == pytest.approx(numeric, rel=1e-5)
 
 
+def test_customers_evaluated_together_get_what_each_gets_alone(customers: pd.DataFrame) -> None:
+    # Shared frequencies and days are evaluated once per distinct value; the last history's
+    # dropped-out term outweighs the active one by exp(700), past what exp() represents.
+    sample = customers.iloc[:300].assign(recency=lambda frame: np.floor(frame["recency"]))
+    x = np.append(sample["frequency"].to_numpy(), 150.0)
+    t_x = np.append(sample["recency"].to_numpy(), 10.0)
+    T = np.append(sample["T"].to_numpy(), 700.0)
+    params = np.array([0.7, 50.0, 0.9, 2.0])
+    together, gradient = _log_likelihood_and_gradient(params, x, t_x, T)
+    alone = [_log_likelihood_and_gradient(params, x[[i]], t_x[[i]], T[[i]]) for i in range(len(x))]
+    np.testing.assert_allclose(together, [value[0] for value, _ in alone], rtol=1e-12)
+    np.testing.assert_allclose(gradient, np.hstack([g for _, g in alone]), rtol=1e-12)
+    assert np.all(np.isfinite(together)) and np.all(np.isfinite(gradient))
+
+
 def _individual_terms(
     rate: float, dropout: float, x: float, t_x: float, T: float
 ) -> tuple[float, float]:

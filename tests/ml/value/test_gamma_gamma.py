@@ -60,6 +60,18 @@ def test_gradient_of_the_log_likelihood_matches_finite_differences(
         assert gradient[i].sum() == pytest.approx(numeric, rel=1e-5)
 
 
+def test_customers_evaluated_together_get_what_each_gets_alone(customers: pd.DataFrame) -> None:
+    # Shared frequencies are evaluated once per distinct value.
+    sample = customers.iloc[:300]
+    x, spend = sample["frequency"].to_numpy(), sample["mean_spend"].to_numpy()
+    params = np.array([5.0, 3.0, 20.0])
+    together, gradient = _log_likelihood_and_gradient(params, x, spend)
+    alone = [_log_likelihood_and_gradient(params, x[[i]], spend[[i]]) for i in range(len(x))]
+    assert len(np.unique(x)) < len(x)
+    np.testing.assert_allclose(together, [value[0] for value, _ in alone], rtol=1e-12)
+    np.testing.assert_allclose(gradient, np.hstack([g for _, g in alone]), rtol=1e-12)
+
+
 def _integrate_over_customer_rates(x: float, mean_spend: float, weight) -> float:
     """Integral over nu ~ Gamma(q, v) of weight(nu) x density of the mean of x Gamma(p, nu)
     purchases, which is Gamma(p x, rate x nu)."""
