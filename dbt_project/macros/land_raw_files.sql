@@ -35,7 +35,15 @@
     {% do run_query(
         "create or replace table raw.files (table_name varchar, file_path varchar,"
         ~ " file_format varchar, loaded_at timestamp, columns_missing varchar[],"
-        ~ " columns_extra varchar[])"
+        ~ " columns_extra varchar[], file_size bigint, modified_at timestamp)"
+    ) %}
+    {#- Which files each incremental staging model has read, kept across runs (see
+        macros/incremental_staging.sql). -#}
+    {% do run_query(
+        "create schema if not exists raw_history; create table if not exists"
+        ~ " raw_history.loaded_files (model_name varchar, table_name varchar, file_path varchar,"
+        ~ " file_size bigint, modified_at timestamp, loaded_at timestamp,"
+        ~ " max_stamped_at timestamp)"
     ) %}
     {#- Forgotten customers (segmart forget) never land, so no rebuild brings them back. -#}
     {% do run_query(
@@ -49,17 +57,40 @@
 {% endmacro %}
 
 
-{% macro _find_raw_file(raw_dir, table_name) %}
-    {% set found = run_query(
+{#- The files of a raw table: `<table>.csv` or `<table>.parquet`, or a folder `<table>/` of
+    such files in one format (daily or weekly drops), read as one table. -#}
+{% macro _find_raw_files(raw_dir, table_name) %}
+    {% set single = run_query(
         "select file from glob('" ~ raw_dir ~ "/" ~ table_name ~ ".parquet')"
         ~ " union all select file from glob('" ~ raw_dir ~ "/" ~ table_name ~ ".csv')"
     ) %}
-    {% if found.rows | length > 1 %}
+    {% set in_folder = run_query(
+        "select file from glob('" ~ raw_dir ~ "/" ~ table_name ~ "/*.parquet')"
+        ~ " union all select file from glob('" ~ raw_dir ~ "/" ~ table_name ~ "/*.csv')"
+        ~ " order by file"
+    ) %}
+    {% if single.rows | length > 1 %}
         {% do exceptions.raise_compiler_error(
             "raw table " ~ table_name ~ " is ambiguous: both .csv and .parquet in " ~ raw_dir
             ~ "; keep one") %}
     {% endif %}
-    {{ return(found.rows[0][0] if found.rows | length == 1 else none) }}
+    {% set folder_files = in_folder.rows | map(attribute=0) | list %}
+    {% if single.rows and folder_files %}
+        {% do exceptions.raise_compiler_error(
+            "raw table " ~ table_name ~ " is ambiguous: both a file and a folder " ~ table_name
+            ~ "/ in " ~ raw_dir ~ "; keep one") %}
+    {% endif %}
+    {% set extensions = [] %}
+    {% for file in folder_files %}
+        {% if file.split('.') | last not in extensions %}{% do extensions.append(file.split('.') | last) %}{% endif %}
+    {% endfor %}
+    {% if extensions | length > 1 %}
+        {% do exceptions.raise_compiler_error(
+            "raw folder " ~ raw_dir ~ "/" ~ table_name ~ "/ mixes .csv and .parquet files; keep one"
+            ~ " format per table") %}
+    {% endif %}
+    {{ return({'files': folder_files or (single.rows | map(attribute=0) | list),
+               'is_folder': folder_files | length > 0}) }}
 {% endmacro %}
 
 
@@ -87,10 +118,27 @@
 {%- endmacro %}
 
 
-{% macro _csv_reader(table_name, path, delimiter, header) %}
+{% macro _sql_list(values) %}
+    {% set quoted = [] %}
+    {% for value in values %}{% do quoted.append(_sql_string(value)) %}{% endfor %}
+    {{ return("[" ~ quoted | join(', ') ~ "]") }}
+{% endmacro %}
+
+
+{#- The file, or the files of a folder as one relation with their path in a column. -#}
+{% macro _files_argument(files, is_folder) %}
+    {{ return(_sql_list(files) ~ ", filename='" ~ _file_column() ~ "'" if is_folder
+        else _sql_string(files[0])) }}
+{% endmacro %}
+
+
+{% macro _file_column() %}{{ return('segmart_source_file') }}{% endmacro %}
+
+
+{% macro _csv_reader(table_name, files_argument, delimiter, header) %}
     {% set columns = [] %}
     {% for name in header %}{% do columns.append(_sql_string(name) ~ ": 'VARCHAR'") %}{% endfor %}
-    {% set reader = "read_csv(" ~ _sql_string(path) ~ ", header=true, auto_detect=false, delim="
+    {% set reader = "read_csv(" ~ files_argument ~ ", header=true, auto_detect=false, delim="
         ~ _sql_string(delimiter) ~ ", quote='\"', escape='\"', columns={"
         ~ columns | join(', ') ~ "}, store_rejects=true, rejects_table='rejects_" ~ table_name
         ~ "', rejects_scan='rejects_scan_" ~ table_name ~ "')" %}
@@ -125,10 +173,13 @@
 
 {% macro _land_one_table(raw_dir, table_name, spec, planned) %}
     {% set planned = planned or {} %}
-    {% set path = planned.path if planned.path is defined else _find_raw_file(raw_dir, table_name) %}
+    {% set found = {'files': [planned.path], 'is_folder': false} if planned.path is defined
+        else _find_raw_files(raw_dir, table_name) %}
+    {% set path = found.files[0] if found.files else none %}
     {% set target = 'raw.' ~ table_name %}
     {#- What the user knows the file by: the shop's own file, even when a UTF-8 copy is read. -#}
-    {% set shown_path = planned.source_path if planned.source_path is defined else path %}
+    {% set shown_path = planned.source_path if planned.source_path is defined
+        else (raw_dir ~ '/' ~ table_name ~ '/' if found.is_folder else path) %}
     {% if path is none %}
         {% if spec.required %}
             {% do exceptions.raise_compiler_error(
@@ -138,23 +189,29 @@
         {% endif %}
         {% set empty_columns = [] %}
         {% for column in spec.columns %}{% do empty_columns.append("null::varchar as " ~ column) %}{% endfor %}
+        {% do empty_columns.append("null::varchar as source_file") %}
         {% do run_query("create table " ~ target ~ " as select " ~ empty_columns | join(', ') ~ " where false") %}
         {{ return(none) }}
     {% endif %}
     {% set is_csv = (planned.format if planned.format is defined else path.split('.') | last) == 'csv' %}
+    {% set files_argument = _files_argument(found.files, found.is_folder) %}
     {% set delimiter = planned.delimiter | default(',') %}
     {% if planned.columns is defined %}
         {% set header = planned.columns %}
     {% elif is_csv %}
         {% set header = _csv_header(path | replace("'", "''"), delimiter) %}
     {% else %}
-        {% set described = run_query("describe select * from read_parquet(" ~ _sql_string(path) ~ ")") %}
+        {% set described = run_query(
+            "describe select * from read_parquet(" ~ _sql_string(path) ~ ")") %}
         {% set header = [] %}
         {% for row in described.rows %}{% do header.append(row[0]) %}{% endfor %}
     {% endif %}
-    {% set reader = _csv_reader(table_name, path, delimiter, header) if is_csv
-        else "read_parquet(" ~ _sql_string(path) ~ ")" %}
+    {#- The files of a folder share the first one's columns. -#}
+    {% set reader = _csv_reader(table_name, files_argument, delimiter, header) if is_csv
+        else "read_parquet(" ~ files_argument ~ ")" %}
     {% set selected = _contract_select(spec, header, planned) %}
+    {#- Every raw row keeps the file it came from: incremental staging reads only new files. -#}
+    {% set source_file = 'source.' ~ _file_column() if found.is_folder else _sql_string(shown_path) %}
     {% set landed_columns = spec.columns | reject('in', selected.missing) | list %}
     {% set derived_keys = [] %}
     {% for column in spec.key_columns %}
@@ -165,7 +222,7 @@
             "raw file " ~ shown_path ~ " lacks required column(s) " ~ derived_keys | join(', ')
             ~ " (it has: " ~ (header | join(', ') or 'no header') ~ ")") %}
     {% endif %}
-    {% set relation = _grouped(selected.select_list, planned, reader) %}
+    {% set relation = _grouped(selected.select_list + [source_file ~ " as source_file"], planned, reader) %}
     {% if table_name == 'orders' and 'order_id' not in landed_columns %}
         {% set relation = _with_derived_order_ids(relation, spec, planned) %}
     {% endif %}
@@ -198,10 +255,13 @@
     {% endif %}
     {% set missing = [] %}
     {% for column in selected.missing %}{% do missing.append(_sql_string(column)) %}{% endfor %}
+    {#- Size and modification time tell incremental staging which files changed since. -#}
+    {% set stated = _sql_list(found.files if found.is_folder else [shown_path]) %}
     {% do run_query(
-        "insert into raw.files values ('" ~ table_name ~ "', " ~ _sql_string(shown_path) ~ ", '"
+        "insert into raw.files select '" ~ table_name ~ "', filename, '"
         ~ ('csv' if is_csv else 'parquet') ~ "', current_timestamp::timestamp, ["
-        ~ missing | join(', ') ~ "]::varchar[], [" ~ extra | join(', ') ~ "]::varchar[])") %}
+        ~ missing | join(', ') ~ "]::varchar[], [" ~ extra | join(', ') ~ "]::varchar[], size,"
+        ~ " last_modified::timestamp from read_blob(" ~ stated ~ ")") %}
 {% endmacro %}
 
 
@@ -249,7 +309,7 @@
         {% set order_id = row_hash %}
     {% else %}
         {% set order_id = row_hash ~ " || '-' || row_number() over (partition by "
-            ~ content | join(', ') ~ ")" %}
+            ~ content | join(', ') ~ " order by source_file)" %}
     {% endif %}
     {{ return("select * exclude (order_id), " ~ order_id ~ " as order_id from (" ~ relation ~ ") as keyed") }}
 {% endmacro %}

@@ -88,6 +88,7 @@
         {% endif %}
         {% set empty_columns = [] %}
         {% for column in spec.columns %}{% do empty_columns.append("cast(null as string) as " ~ column) %}{% endfor %}
+        {% do empty_columns.append("cast(null as string) as source_file") %}
         {% do run_query("create table " ~ target ~ " using parquet as select "
             ~ empty_columns | join(', ') ~ " where false") %}
         {{ return(none) }}
@@ -133,7 +134,9 @@
         " where customer_id is null or trim(cast(customer_id as string)) not in"
         ~ " (select customer_id from privacy.forgotten_customers)"
     ) if 'customer_id' in spec.columns else "" %}
-    {% set body = "select * from (" ~ relation ~ ") as landed" ~ not_forgotten %}
+    {#- The file each row came from, as on DuckDB (which reads folders of files too). -#}
+    {% set body = "select landed.*, " ~ _sql_string(path) ~ " as source_file from (" ~ relation
+        ~ ") as landed" ~ not_forgotten %}
     {% if is_csv %}
         {% do run_query("create table " ~ target ~ " using parquet as " ~ body) %}
         {% do _spark_insert_csv_rejects(table_name, reader, header | length) %}

@@ -126,7 +126,13 @@ def build(
             "(the as_of a model was trained at) instead of fitting new ones.",
         ),
     ] = None,
-    full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            help="Rebuild the incremental staging tables from every raw file (a build "
+            "otherwise reads only the files and rows it has not read)."
+        ),
+    ] = False,
     mapping: MappingOption = None,
     selector: Annotated[
         Literal["warehouse", "marketing"],

@@ -2,8 +2,8 @@
 
 The result is the dbt var `landing` that `macros/land_raw_files.sql` reads. A table the plan
 leaves out is landed as the contract lays it out (`<table>.csv` or `.parquet` in the raw
-directory); a mapping, a transaction log or a file DuckDB cannot read as it lies puts a table
-in the plan.
+directory, or a folder `<table>/` of such files); a mapping, a transaction log or a file
+DuckDB cannot read as it lies puts a table in the plan. A folder's files are read as they lie.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ TRANSACTION_LOG = "transactions"
 def contract_file(raw_dir: Path, table: str) -> Path | None:
     """`<table>.csv` or `<table>.parquet` in the raw directory, if there is one.
 
-    The same rule as `_find_raw_file` in macros/land_raw_files.sql: a `dbt build` by hand runs
+    The same rule as `_find_raw_files` in macros/land_raw_files.sql: a `dbt build` by hand runs
     no Python, so dbt finds the files itself; the CLI needs them before dbt runs, to plan the
     landing (a mapping, a transaction log, a re-encoded copy). Change both together.
     """
@@ -36,7 +36,8 @@ def contract_file(raw_dir: Path, table: str) -> Path | None:
 
 def default_mapping(raw_dir: Path) -> Path | None:
     """The shipped transaction-log mapping when the directory holds a log and no orders."""
-    if contract_file(raw_dir, "orders") is None and contract_file(raw_dir, TRANSACTION_LOG):
+    has_orders = contract_file(raw_dir, "orders") or (raw_dir / "orders").is_dir()
+    if not has_orders and contract_file(raw_dir, TRANSACTION_LOG):
         return mapping.resolve(TRANSACTION_LOG)
     return None
 

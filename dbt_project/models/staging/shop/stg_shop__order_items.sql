@@ -1,9 +1,25 @@
+{#- Incremental on DuckDB: a run rebuilds the lines of the orders its new raw rows touch, the
+    lines' own or their order's (macros/incremental_staging.sql). -#}
+{% set read_tables = ['order_items', 'orders', 'customers'] %}
+{{ config(
+    materialized=staging_materialization(),
+    incremental_strategy='append',
+    pre_hook="{{ delete_keys_to_rebuild('order_id', order_ids_of_lines_in_increment(), "
+        ~ read_tables ~ ") }}",
+    post_hook="{{ record_loaded_files(" ~ read_tables ~ ") }}"
+) }}
+{#- Called only on an incremental run: a unit test gives no raw tables. -#}
+{% set keys_to_restage = order_ids_of_lines_in_increment() if is_incremental() else none %}
+-- depends_on: {{ ref('base_shop__orders') }}
+
 with
 
 validated as (
 
     select * from {{ ref('base_shop__order_items') }}
-    where rejection_reason is null
+    where
+        rejection_reason is null
+        and {{ rows_to_restage('order_id', keys_to_restage, read_tables) }}
 
 ),
 

@@ -1,9 +1,24 @@
+{#- Incremental on DuckDB: a run rebuilds only the events its new raw rows touch
+    (macros/incremental_staging.sql). -#}
+{% set read_tables = ['web_events', 'customers'] %}
+{{ config(
+    materialized=staging_materialization(),
+    incremental_strategy='append',
+    pre_hook="{{ delete_keys_to_rebuild('event_id', event_ids_in_increment(), "
+        ~ read_tables ~ ") }}",
+    post_hook="{{ record_loaded_files(" ~ read_tables ~ ") }}"
+) }}
+{#- Called only on an incremental run: a unit test gives no raw tables. -#}
+{% set keys_to_restage = event_ids_in_increment() if is_incremental() else none %}
+
 with
 
 validated as (
 
     select * from {{ ref('base_shop__web_events') }}
-    where rejection_reason is null
+    where
+        rejection_reason is null
+        and {{ rows_to_restage('event_id', keys_to_restage, read_tables) }}
 
 ),
 

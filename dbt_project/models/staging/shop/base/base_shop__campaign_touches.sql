@@ -33,7 +33,7 @@ renamed as (
         try_cast(source.opened_at as timestamp) as opened_at,
         try_cast(source.clicked_at as timestamp) as clicked_at,
 
-        {{ row_as_json('source') }} as raw_record
+        {{ raw_record('source', 'campaign_touches') }} as raw_record
 
     from source
     left join {{ ref('controlled_vocabulary') }} as channel_vocabulary

@@ -38,7 +38,7 @@ renamed as (
         {{ parse_timestamp('source.created_at') }} as created_at,
         {{ parse_timestamp('source.updated_at') }} as updated_at,
 
-        {{ row_as_json('source') }} as raw_record
+        {{ raw_record('source', 'customers') }} as raw_record
 
     from source
     {{ join_vocabulary('gender_vocabulary', 'gender', 'source.gender') }}

@@ -27,7 +27,9 @@ renamed as (
         try_cast(source.quantity as integer) as quantity,
         try_cast(source.unit_price as decimal(18, 2)) as unit_price,
 
-        {{ row_as_json('source') }} as raw_record
+        {{ raw_record('source', 'order_items') }} as raw_record,
+        -- lineage: the landed file (incremental staging reads new files only)
+        source.source_file
 
     from source
 

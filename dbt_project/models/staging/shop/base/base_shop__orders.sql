@@ -39,7 +39,9 @@ renamed as (
         -- timestamps
         {{ parse_timestamp('source.ordered_at') }} as ordered_at,
 
-        {{ row_as_json('source') }} as raw_record
+        {{ raw_record('source', 'orders') }} as raw_record,
+        -- lineage: the landed file (incremental staging reads new files only)
+        source.source_file
 
     from source
     left join {{ ref('controlled_vocabulary') }} as status_vocabulary

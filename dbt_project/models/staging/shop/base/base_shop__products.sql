@@ -23,7 +23,7 @@ renamed as (
             and try_cast(source.list_price as decimal(18, 2)) is null
         ) as is_list_price_unparsable,
 
-        {{ row_as_json('source') }} as raw_record
+        {{ raw_record('source', 'products') }} as raw_record
 
     from source
 

@@ -27,7 +27,9 @@ renamed as (
         -- timestamps
         try_cast(source.event_at as timestamp) as event_at,
 
-        {{ row_as_json('source') }} as raw_record
+        {{ raw_record('source', 'web_events') }} as raw_record,
+        -- lineage: the landed file (incremental staging reads new files only)
+        source.source_file
 
     from source
     left join {{ ref('controlled_vocabulary') }} as event_type_vocabulary

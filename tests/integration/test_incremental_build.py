@@ -1,0 +1,269 @@
+"""Incremental runs: history, then the last week, gives the warehouse one full build gives.
+
+A generated shop's orders, order lines and web events are split into folders of drops
+(`orders/1-orders-history.parquet`, `orders/2-orders-week.parquet`). The history is built, the
+week added and built incrementally, the same increment run again, then late rows arrive: a new
+drop with a re-delivered old order and an order placed weeks ago, and the week's orders file
+rewritten with one more order inside the look-back; the week's order lines are withdrawn.
+Every table compared (staging, features, quarantine, reconciliation) equals a full build of
+the final files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ml.build import dbt_vars, run_dbt
+from ml.config import Settings
+from scripts.generate import generate
+from tests.conftest import make_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("incremental_build")]
+
+N_CUSTOMERS = 600
+SEED = 11
+SPLIT_TABLES = ("orders", "order_items", "web_events")
+COMPARED_TABLES = (
+    "staging.stg_shop__orders",
+    "staging.stg_shop__order_items",
+    "staging.stg_shop__web_events",
+    "ml.customer_features",
+    "ml.training_examples",
+    "core.quarantined_rows",
+    "core.data_reconciliation",
+)
+# Everything the compared tables need, and the data tests on it (the reconciliation's among them).
+SELECTED = "+customer_features +training_examples +data_reconciliation"
+LOOKBACK_DAYS = 3
+
+
+@dataclass(frozen=True)
+class Drops:
+    """The shop's raw files: the unsplit tables and, per split table, the history and the week."""
+
+    whole_dir: Path
+    history: dict[str, Path]
+    week: dict[str, Path]
+
+
+def _split_by_week(source: Path, table: str, target: Path, cutoff: str) -> tuple[Path, Path]:
+    """Rows stamped in the last week (order lines: of an order placed then), and the rest."""
+    in_week = {
+        "orders": f"try_cast(ordered_at as timestamp) >= timestamp '{cutoff}'",
+        "web_events": f"try_cast(event_at as timestamp) >= timestamp '{cutoff}'",
+        "order_items": (
+            f"order_id in (select order_id from read_parquet('{source / 'orders.parquet'}')"
+            f" where try_cast(ordered_at as timestamp) >= timestamp '{cutoff}')"
+        ),
+    }[table]
+    history, week = target / f"{table}-history.parquet", target / f"{table}-week.parquet"
+    rows = f"read_parquet('{source / table}.parquet')"
+    duckdb.execute(f"copy (select * from {rows} where coalesce({in_week}, false)) to '{week}'")
+    duckdb.execute(
+        f"copy (select * from {rows} where not coalesce({in_week}, false)) to '{history}'"
+    )
+    return history, week
+
+
+@pytest.fixture(scope="module")
+def drops(tmp_path_factory: pytest.TempPathFactory) -> Drops:
+    root = tmp_path_factory.mktemp("incremental_drops")
+    generate(N_CUSTOMERS, SEED, root / "generated", "parquet")
+    source = root / "generated" / "raw"
+    (latest,) = duckdb.execute(
+        "select max(try_cast(ordered_at as timestamp)) from read_parquet(?)"
+        " where try_cast(ordered_at as timestamp) < current_date",
+        [str(source / "orders.parquet")],
+    ).fetchone()
+    cutoff = (latest - timedelta(days=7)).isoformat(sep=" ")
+    history, week = {}, {}
+    for table in SPLIT_TABLES:
+        history[table], week[table] = _split_by_week(source, table, root, cutoff)
+    return Drops(source, history, week)
+
+
+def _raw_dir(root: Path, drops: Drops, files: dict[str, list[Path]]) -> Path:
+    """A raw directory: the unsplit tables as files, the split ones as folders of drops."""
+    raw = root / "raw"
+    shutil.rmtree(raw, ignore_errors=True)
+    raw.mkdir(parents=True)
+    for path in drops.whole_dir.glob("*.parquet"):
+        if path.stem not in SPLIT_TABLES:
+            shutil.copy2(path, raw / path.name)
+    for table, paths in files.items():
+        (raw / table).mkdir()
+        for number, path in enumerate(paths, start=1):
+            shutil.copy2(path, raw / table / f"{number}-{path.name}")
+    return raw
+
+
+def _settings(raw: Path, root: Path) -> Settings:
+    # as_of from the data: the features then see the last week, so it must arrive.
+    return dataclasses.replace(make_settings(raw, root / "segmart.duckdb", root), as_of=None)
+
+
+def _build(settings: Settings, full_refresh: bool = False) -> None:
+    run_dbt(
+        settings,
+        "build --exclude-resource-type unit_test --indirect-selection cautious",
+        dbt_vars(settings, extra={"incremental_lookback_days": LOOKBACK_DAYS}),
+        select=SELECTED,
+        full_refresh=full_refresh,
+    )
+
+
+def _differences(left: Path, right: Path) -> dict[str, int]:
+    """Rows of each compared table found in one warehouse and not the other (doubles rounded)."""
+    con = duckdb.connect()
+    con.execute(f"attach '{left}' as left_side (read_only)")
+    con.execute(f"attach '{right}' as right_side (read_only)")
+    found = {}
+    for table in COMPARED_TABLES:
+        schema, name = table.split(".")
+        columns = con.execute(
+            "select column_name, data_type from information_schema.columns"
+            " where table_catalog = 'left_side' and table_schema = ? and table_name = ?"
+            " order by ordinal_position",
+            [schema, name],
+        ).fetchall()
+        # Sums of doubles depend on the order rows are read in: compare to 9 decimals.
+        selected = ", ".join(
+            f"round({column}, 9)" if kind in ("DOUBLE", "FLOAT") else column
+            for column, kind in columns
+        )
+        (n_rows,) = con.execute(f"select count(*) from left_side.{table}").fetchone()
+        assert n_rows > 0, f"{table} is empty: nothing compared"
+        (n_different,) = con.execute(
+            f"select count(*) from ((select {selected} from left_side.{table}"
+            f" except all select {selected} from right_side.{table})"
+            f" union all (select {selected} from right_side.{table}"
+            f" except all select {selected} from left_side.{table}))"
+        ).fetchone()
+        found[table] = n_different
+    con.close()
+    return found
+
+
+@pytest.fixture(scope="module")
+def private_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        # Concurrent test workers must not share dbt's artifacts.
+        patch.setenv("DBT_TARGET_PATH", str(tmp_path_factory.mktemp("incremental_target")))
+        yield
+
+
+def _channel_of(warehouse: Path, order_ids: list[str]) -> dict[str, str]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return dict(
+            con.execute(
+                "select order_id, channel from staging.stg_shop__orders"
+                " where order_id in (select unnest(?))",
+                [order_ids],
+            ).fetchall()
+        )
+
+
+def _orders_staged_again(settings: Settings, untouched: str, full_refresh: bool) -> bool:
+    """Whether an order whose rows no run changed is staged again: marked, then not marked.
+
+    On a copy of the warehouse: the mark is a channel no rebuild writes, and only the orders
+    model runs, so nothing downstream reads it.
+    """
+    probe = dataclasses.replace(settings, warehouse=settings.warehouse.with_name("probe.duckdb"))
+    shutil.copy(settings.warehouse, probe.warehouse)
+    with duckdb.connect(str(probe.warehouse)) as con:
+        con.execute(
+            "update staging.stg_shop__orders set channel = 'marked' where order_id = ?",
+            [untouched],
+        )
+    run_dbt(
+        probe,
+        "run",
+        dbt_vars(probe, extra={"incremental_lookback_days": LOOKBACK_DAYS}),
+        select="stg_shop__orders",
+        full_refresh=full_refresh,
+    )
+    return _channel_of(probe.warehouse, [untouched]) != {untouched: "marked"}
+
+
+def _late_drops(drops: Drops, root: Path) -> tuple[Path, Path]:
+    """A new drop of late orders and the week's orders file with one more order appended.
+
+    The new drop re-delivers a history order (a duplicate across files) and brings an order
+    placed 30 days before the week; the appended order is stamped a day before the week's
+    latest, inside the look-back.
+    """
+    history = f"read_parquet('{drops.history['orders']}')"
+    week = f"read_parquet('{drops.week['orders']}')"
+    late_drop, rewritten_week = root / "orders-late.parquet", root / "orders-week.parquet"
+    latest_week_order = (
+        f"(select * from {week} where ordered_at < current_date order by ordered_at desc limit 1)"
+    )
+    duckdb.execute(
+        f"copy (select * from (select * from {history} order by order_id limit 1)"
+        f" union all select * replace ('late-' || order_id as order_id,"
+        f" ordered_at - interval 30 day as ordered_at) from {latest_week_order})"
+        f" to '{late_drop}'"
+    )
+    duckdb.execute(
+        f"copy (select * from {week} union all select * replace ('appended-' || order_id"
+        f" as order_id, ordered_at - interval 1 day as ordered_at) from {latest_week_order})"
+        f" to '{rewritten_week}'"
+    )
+    return late_drop, rewritten_week
+
+
+def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
+    drops: Drops, tmp_path: Path, private_target: None
+) -> None:
+    incremental = _settings(
+        _raw_dir(tmp_path / "incremental", drops, {t: [drops.history[t]] for t in SPLIT_TABLES}),
+        tmp_path / "incremental",
+    )
+    _build(incremental)
+    raw = _raw_dir(
+        tmp_path / "incremental",
+        drops,
+        {t: [drops.history[t], drops.week[t]] for t in SPLIT_TABLES},
+    )
+    _build(incremental)
+    after_week = tmp_path / "after_week.duckdb"
+    shutil.copy(incremental.warehouse, after_week)
+    _build(incremental)
+    unchanged_by_a_rerun = _differences(after_week, incremental.warehouse)
+
+    late_drop, rewritten_week = _late_drops(drops, tmp_path)
+    # The week's file rewritten in place (same name), the late drop new.
+    shutil.copy(rewritten_week, raw / "orders" / f"2-{drops.week['orders'].name}")
+    shutil.copy(late_drop, raw / "orders" / f"3-{late_drop.name}")
+    # A file gone: its rows must leave the staged order lines.
+    (raw / "order_items" / f"2-{drops.week['order_items'].name}").unlink()
+    (redelivered,), (late,) = duckdb.execute(f"select order_id from '{late_drop}'").fetchall()
+    (appended,) = duckdb.execute(
+        f"select order_id from '{rewritten_week}' where order_id like 'appended-%'"
+    ).fetchone()
+    with duckdb.connect(str(incremental.warehouse), read_only=True) as con:
+        (untouched,) = con.execute(
+            "select order_id from staging.stg_shop__orders where order_id <> ?"
+            " order by ordered_at, order_id limit 1",
+            [redelivered],
+        ).fetchone()
+    staged_again = {
+        refresh: _orders_staged_again(incremental, untouched, refresh) for refresh in (False, True)
+    }
+    _build(incremental)
+    full = _settings(raw, tmp_path / "full")
+    _build(full)
+
+    assert unchanged_by_a_rerun == dict.fromkeys(COMPARED_TABLES, 0)
+    assert staged_again == {False: False, True: True}
+    assert set(_channel_of(incremental.warehouse, [late, appended])) == {late, appended}
+    assert _differences(full.warehouse, incremental.warehouse) == dict.fromkeys(COMPARED_TABLES, 0)
