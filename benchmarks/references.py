@@ -68,6 +68,6 @@ def scan_floor(raw_dir: Path) -> int:
 
 # `dbt parse` configured as `segmart build` configures dbt (same vars, profile, environment).
 _DBT_PARSE = (
-    "from ml.build import dbt_vars, run_dbt; from ml.config import Settings; "
+    "from ml.run.build import dbt_vars, run_dbt; from ml.config import Settings; "
     "settings = Settings(); run_dbt(settings, 'parse', dbt_vars(settings))"
 )

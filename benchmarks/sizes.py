@@ -113,7 +113,7 @@ def _remove_warehouse(warehouse: Path) -> None:
 def _ml_available(options: Options, env: dict[str, str]) -> str | None:
     """Why train/score/run cannot run from `source`, or None when they can."""
     probe = subprocess.run(
-        [_python(), "-c", "import ml.training, ml.scoring"],
+        [_python(), "-c", "import ml.modelling.training, ml.serving.scoring"],
         env=env,
         cwd=options.source,
         capture_output=True,

@@ -13,9 +13,11 @@ unless told otherwise.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
+import sys
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -25,13 +27,13 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import skops.io as sio
 
-from ml.customer_value import ValueModels
-from ml.drift import DriftReference
 from ml.errors import SegmartError
-from ml.explain import ReasonCoder
-from ml.propensity import PropensityModel
-from ml.revenue import SpendModel
+from ml.modelling.explain import ReasonCoder
+from ml.modelling.propensity import PropensityModel
 from ml.segments import Segmenter
+from ml.serving.drift import DriftReference
+from ml.value.customer_value import ValueModels
+from ml.value.revenue import SpendModel
 
 if TYPE_CHECKING:
     from ml.config import Settings
@@ -44,11 +46,11 @@ LATEST = "latest"
 ALLOWED_TYPES = frozenset(
     {
         # Ours: plain containers of fitted scikit-learn objects and NumPy arrays.
-        "ml.customer_value.ValueModels",
-        "ml.drift.DriftReference",
-        "ml.explain.ReasonCoder",
-        "ml.propensity.PropensityModel",
-        "ml.revenue.SpendModel",
+        "ml.value.customer_value.ValueModels",
+        "ml.serving.drift.DriftReference",
+        "ml.modelling.explain.ReasonCoder",
+        "ml.modelling.propensity.PropensityModel",
+        "ml.value.revenue.SpendModel",
         "ml.segments.Segmenter",
         "ml.value.bgnbd.BetaGeoModel",
         "ml.value.gamma_gamma.GammaGammaModel",
@@ -61,6 +63,15 @@ ALLOWED_TYPES = frozenset(
     }
 )
 """Types a model artifact may contain beyond those skops trusts by default."""
+
+MOVED_MODULES = {
+    "ml.customer_value": "ml.value.customer_value",
+    "ml.drift": "ml.serving.drift",
+    "ml.explain": "ml.modelling.explain",
+    "ml.propensity": "ml.modelling.propensity",
+    "ml.revenue": "ml.value.revenue",
+}
+"""Where the modules that artifacts saved before ml/ was grouped into subpackages name went."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +105,7 @@ class ModelMetadata:
     library_versions: dict[str, str]
     artifact_sha256: str = ""
     extra: dict = field(default_factory=dict)
-    # Model inputs of the mart left out before fitting, and why (ml.input_overlap.check_overlap).
+    # Model inputs of the mart left out before fitting, and why (ml.modelling.input_overlap).
     dropped_inputs: dict[str, str] = field(default_factory=dict)
     # One-hot slot column -> the level learned in it (ml.feature_stats), e.g. region__level_1.
     one_hot_levels: dict[str, str] = field(default_factory=dict)
@@ -287,18 +298,33 @@ def _load_trusted(path: Path) -> dict:
         raise SegmartError(
             f"model artifact {path} is not a skops file; refusing to load it ({error})"
         ) from error
-    unexpected = sorted(set(untrusted) - ALLOWED_TYPES)
+    unexpected = sorted({_moved(name) for name in untrusted} - ALLOWED_TYPES)
     if unexpected:
         raise SegmartError(
             f"model artifact {path} contains types outside the allow-list {unexpected}; "
             "refusing to load it"
         )
+    _alias_moved_modules(untrusted)
     artifact = sio.load(path, trusted=untrusted)
     expected = {"propensity", "segmenter", "segment_names", "drift", "reasons"}
     # Models saved before the value and spend models lack "value" and "spend".
     if not isinstance(artifact, dict) or set(artifact) - {"value", "spend"} != expected:
         raise SegmartError(f"model artifact {path} does not hold a segmart model")
     return artifact
+
+
+def _moved(type_name: str) -> str:
+    """A type's name under the module that holds it now."""
+    module, _, name = type_name.rpartition(".")
+    return f"{MOVED_MODULES.get(module, module)}.{name}"
+
+
+def _alias_moved_modules(type_names: list[str]) -> None:
+    """Let skops import an older artifact's types by the module names it recorded."""
+    for type_name in type_names:
+        module = type_name.rpartition(".")[0]
+        if module in MOVED_MODULES:
+            sys.modules.setdefault(module, importlib.import_module(MOVED_MODULES[module]))
 
 
 # --- The champion: the model `segmart score` and `segmart run` use unless told otherwise ---
@@ -432,7 +458,8 @@ def promote(settings: Settings, model_id: str, reason: str) -> ChampionMarker:
     SegmartError
         Unknown id, an artifact that fails verification, or no warehouse; nothing is changed.
     """
-    from ml import champion_sql, warehouse
+    from ml import warehouse
+    from ml.serving import champion_sql
 
     metadata = load_metadata(settings.models_dir, model_id)
     if metadata.model_id != model_id:

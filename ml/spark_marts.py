@@ -4,7 +4,7 @@ Training, Python scoring and the report run on the driver and read a DuckDB ware
 (`ml.warehouse`). A Spark build keeps its marts in Spark: this module reads the few tables the
 driver reads as Arrow tables and writes them, in one transaction, into a local DuckDB
 warehouse that `segmart train` then reads as it reads a DuckDB build. Training samples its
-examples there (`ml.examples.customer_sample`), as on a DuckDB build.
+examples there (`ml.modelling.examples.customer_sample`), as on a DuckDB build.
 
 A local session (`method: session`) keeps its tables as Parquet under spark-warehouse/: pyarrow
 reads them without a JVM. On a cluster the same tables come from `spark.sql(...).toArrow()`.
@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ml import warehouse
-from ml.customer_value import VALUE_INPUTS_TABLE
 from ml.errors import SegmartError
-from ml.examples import TRAINING_TABLE
-from ml.input_overlap import SCORING_TABLE
-from ml.seasonality import DAILY_REVENUE_TABLE
-from ml.training import STATS_TABLE
+from ml.modelling.examples import TRAINING_TABLE
+from ml.modelling.input_overlap import SCORING_TABLE
+from ml.modelling.training import STATS_TABLE
+from ml.value.customer_value import VALUE_INPUTS_TABLE
+from ml.value.seasonality import DAILY_REVENUE_TABLE
 
 # What training reads from the warehouse build (it writes predictions.* itself).
 DRIVER_TABLES = (

@@ -70,7 +70,7 @@ def generated_data(shared_root: Path) -> Path:
 
 
 def _build(raw_dir: Path, target: Path) -> None:
-    from ml.build import dbt_vars, run_dbt
+    from ml.run.build import dbt_vars, run_dbt
 
     settings = make_settings(raw_dir, target / "segmart.duckdb", target)
     run_dbt(settings, "build --selector warehouse", dbt_vars(settings))

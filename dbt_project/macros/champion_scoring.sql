@@ -1,5 +1,5 @@
 {#-
-    The champion's scoring SQL (ml/champion_sql.py writes it at each promotion), read by
+    The champion's scoring SQL (ml/serving/champion_sql.py writes it at each promotion), read by
     customer_scores_sql when it runs. DuckDB keeps it in a table of the warehouse; Spark defines
     the table over the Parquet file the registry writes beside champion.json (SEGMART_MODELS_DIR),
     as landing defines raw tables over files. Before the first promotion the table is empty.

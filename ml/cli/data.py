@@ -32,7 +32,7 @@ def build_warehouse(
     selector: str = "warehouse",
 ) -> None:
     """Run `dbt build` for a selector with a live count of finished nodes."""
-    from ml.build import dbt_vars, run_dbt
+    from ml.run.build import dbt_vars, run_dbt
 
     check_raw_dir(settings)
     with terminal.progress() as progress:

@@ -50,8 +50,8 @@ def train(
 
     Example: segmart train --algorithm hist_gradient_boosting
     """
-    from ml.training import TrainOptions
-    from ml.training import train as train_models
+    from ml.modelling.training import TrainOptions
+    from ml.modelling.training import train as train_models
 
     settings = settings_from(raw_dir, warehouse, as_of, horizon_days)
     options = TrainOptions(algorithm=algorithm, n_segments=segments, random_state=random_state)
@@ -92,7 +92,7 @@ def score(
     Example: segmart score --model champion
     """
     from ml.registry import default_model_ref
-    from ml.scoring import score as score_customers
+    from ml.serving.scoring import score as score_customers
 
     settings = settings_from(raw_dir, warehouse, as_of, horizon_days)
     if model is None:
@@ -148,7 +148,7 @@ def run(
 
     Example: segmart run --raw-dir data/demo/raw
     """
-    from ml.pipeline import run_pipeline
+    from ml.run.pipeline import run_pipeline
 
     settings = settings_from(raw_dir, warehouse, as_of, horizon_days, mapping)
     settings = settings.with_overrides(max_model_age_days=max_model_age_days)

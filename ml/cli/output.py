@@ -25,10 +25,10 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from ml.pipeline import PipelineResult
+    from ml.modelling.train_report import TrainReport
     from ml.registry import ModelMetadata
-    from ml.scoring import ScoreReport
-    from ml.train_report import TrainReport
+    from ml.run.pipeline import PipelineResult
+    from ml.serving.scoring import ScoreReport
 
 METRIC_HEADERS = {
     "roc_auc": "ROC-AUC",

@@ -23,7 +23,7 @@ def forget(
 
     Example: segmart forget C0001234
     """
-    from ml.privacy import forget_customer
+    from ml.delivery.privacy import forget_customer
 
     settings = settings_from(None, warehouse, None, None)
     terminal.stdout.print(forget_customer(settings, customer_id).summary())

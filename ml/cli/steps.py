@@ -20,8 +20,8 @@ def export(warehouse: WarehouseOption = None) -> None:
 
     Example: segmart export --warehouse warehouse/segmart.duckdb
     """
-    from ml.coverage import data_gaps
-    from ml.pipeline import export_step
+    from ml.run.coverage import data_gaps
+    from ml.run.pipeline import export_step
 
     settings = settings_from(None, warehouse, None, None)
     with terminal.console.status("exporting audiences"):
@@ -39,7 +39,7 @@ def publish(warehouse: WarehouseOption = None) -> None:
 
     Example: segmart publish --warehouse warehouse/segmart.duckdb
     """
-    from ml.pipeline import publish_step
+    from ml.run.pipeline import publish_step
 
     settings = settings_from(None, warehouse, None, None)
     with terminal.console.status("publishing the BI tables"):
@@ -58,7 +58,7 @@ def report(warehouse: WarehouseOption = None, horizon_days: HorizonOption = None
 
     Example: segmart report --warehouse warehouse/segmart.duckdb
     """
-    from ml.pipeline import report_step
+    from ml.run.pipeline import report_step
 
     settings = settings_from(None, warehouse, None, horizon_days)
     with terminal.console.status("writing the report"):

@@ -14,7 +14,7 @@ which data it shows. Model-quality charts draw on up to two sources, each labell
 
 A chart whose data is missing still renders, with a note saying what is missing. A chart the
 run could not have (no customer with marketing consent: audiences; an optional table not loaded:
-recommendations, campaigns; see ml/coverage.py) is replaced by one sentence saying why, in a
+recommendations, campaigns; see ml/run/coverage.py) is replaced by one sentence saying why, in a
 section with the same id. The report only reads: a read-only connection to the warehouse and the
 registry's files.
 

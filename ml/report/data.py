@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ml.config import Settings
-from ml.coverage import Gap, find_gaps, read_coverage
 from ml.errors import SegmartError
+from ml.run.coverage import Gap, find_gaps, read_coverage
 from ml.warehouse import connect, query, table_exists
 
 

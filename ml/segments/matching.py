@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from ml.features import SCALED_SUFFIX
+from ml.modelling.features import SCALED_SUFFIX
 from ml.segments.segmenter import Segmenter
 
 MAX_MATCH_DISTANCE = 0.35

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.evaluate import markdown_table
+from ml.modelling.evaluate import markdown_table
 
 
 @dataclass(frozen=True)

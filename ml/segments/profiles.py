@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml.features import MISSING_SUFFIX
+from ml.modelling.features import MISSING_SUFFIX
 
 PROFILE_FEATURES = (
     "days_since_last_order",

@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.utils.validation import check_is_fitted
 
-from ml.sampling import sample_rows
+from ml.modelling.sampling import sample_rows
 
 
 def choose_k(

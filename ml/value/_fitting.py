@@ -161,7 +161,7 @@ def collapse_identical_rows(frame: pd.DataFrame, columns: Sequence[str]) -> pd.D
     customer. With whole-day recency and T there are fewer distinct (frequency, recency, T)
     rows than customers, though not far fewer on a large shop: their number is bounded by the
     frequencies times the pairs of days, a bound a million customers come nowhere near (550,000
-    distinct rows for 930,000 buyers). `ml.customer_value` therefore also samples customers.
+    distinct rows for 930,000 buyers). `ml.value.customer_value` therefore also samples customers.
 
     Examples
     --------

@@ -1,10 +1,10 @@
 """Play the shop's side of a closed campaign loop: send a segmart export, let it work.
 
-`run_exported_campaign` reads an audience export (``exports/<as_of>/``, ml/activation.py) and
-adds to a shop's raw files what a shop that ran the campaign would have: one touch per treated
+`run_exported_campaign` reads an audience export (``exports/<as_of>/``, ml/delivery/activation.py)
+and adds to a shop's raw files what a shop that ran the campaign would have: one touch per treated
 member carrying the export's ``campaign_key``, and for a share ``uplift`` of the treated members
-one extra purchase in the days after the send. Control members (the holdout file) get nothing.
-With ``uplift=0`` the campaign is a placebo: sent, but changing no purchase.
+one extra purchase in the days after the send. Control members (the holdout file) get nothing. With
+``uplift=0`` the campaign is a placebo: sent, but changing no purchase.
 
 Parquet files are rewritten with the rows appended (a touches file without ``campaign_key``
 gains the column, null for the shop's own touches); CSV files get lines appended, and a shop

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from ml.config import Settings
-from ml.publish import live_warehouse, publications_dir, publish
+from ml.delivery.publish import live_warehouse, publications_dir, publish
 from ml.warehouse import connect, replace_tables
 from tests.integration.bi_readers import duckdb1_python, polled, start_poller
 from tests.marketing.scored import marketing_dir, private_settings
@@ -44,7 +44,7 @@ WRITER = textwrap.dedent(
     from pathlib import Path
 
     from ml.config import Settings
-    from ml.publish import publish
+    from ml.delivery.publish import publish
     from ml.warehouse import connect, replace_tables
 
     warehouse, published_dir, n_runs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])

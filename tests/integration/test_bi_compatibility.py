@@ -16,8 +16,8 @@ import duckdb
 import pytest
 
 from ml.config import Settings
+from ml.delivery.publish import live_warehouse, publish
 from ml.errors import SegmartError
-from ml.publish import live_warehouse, publish
 from tests.integration.bi_readers import digests_with, duckdb1_python
 from tests.marketing.scored import marketing_dir, private_settings
 

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ml.build import dbt_vars, run_dbt
 from ml.config import Settings
 from ml.errors import SegmartError
+from ml.run.build import dbt_vars, run_dbt
 from tests.conftest import AS_OF, make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt_build")]

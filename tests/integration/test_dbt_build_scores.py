@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from ml import registry
-from ml.build import dbt_vars, run_dbt
 from ml.config import Settings
 from ml.errors import SegmartError
+from ml.run.build import dbt_vars, run_dbt
 from tests.marketing.scored import (  # noqa: F401 - marketing_dir is a fixture
     marketing_dir,
     private_settings,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ml import features as ml_features
 from ml.config import DBT_PROJECT_DIR, PROFILES_DIR
+from ml.modelling import features as ml_features
 
 ML_MARTS_DIR = DBT_PROJECT_DIR / "models" / "marts" / "ml"
 CONTRACT_FILES = ("_ml__models.yml", "_value__models.yml")

@@ -21,8 +21,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ml.build import dbt_vars, run_dbt
 from ml.config import Settings
+from ml.run.build import dbt_vars, run_dbt
 from scripts.generate import generate
 from tests.conftest import make_settings
 

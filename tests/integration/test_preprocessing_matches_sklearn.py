@@ -35,8 +35,8 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from ml.build import dbt_vars, run_dbt
 from ml.config import DBT_PROJECT_DIR, Settings
+from ml.run.build import dbt_vars, run_dbt
 from tests.conftest import AS_OF, HORIZON_DAYS, make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("preprocessing")]

@@ -15,7 +15,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from ml.build import dbt_vars, run_dbt
+from ml.run.build import dbt_vars, run_dbt
 from scripts.generate import RAW_TABLES, generate
 from tests.conftest import make_settings
 

@@ -19,11 +19,11 @@ import duckdb
 import pytest
 
 from ml import registry
-from ml.build import dbt_vars, run_dbt
 from ml.config import Settings
-from ml.scoring import score
+from ml.modelling.training import TrainOptions, train
+from ml.run.build import dbt_vars, run_dbt
 from ml.segments import MAX_MATCH_DISTANCE
-from ml.training import TrainOptions, train
+from ml.serving.scoring import score
 from scripts.generate import generate
 from tests.conftest import AS_OF
 from tests.integration.cli import segmart

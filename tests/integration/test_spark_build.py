@@ -21,8 +21,8 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from ml.build import run_dbt
 from ml.config import DBT_PROJECT_DIR, PROFILES_DIR, Settings
+from ml.run.build import run_dbt
 from tests.conftest import AS_OF, HORIZON_DAYS, make_settings
 
 pytestmark = [
@@ -199,8 +199,8 @@ def duckdb_champion(
 ) -> Settings:
     """A copy of the DuckDB build with a promoted default model and `segmart score`'s scores."""
     from ml import registry
-    from ml.scoring import score
-    from ml.training import TrainOptions, train
+    from ml.modelling.training import TrainOptions, train
+    from ml.serving.scoring import score
 
     root = tmp_path_factory.mktemp("spark_champion")
     shutil.copy(duckdb_warehouse, root / "segmart.duckdb")
@@ -208,7 +208,7 @@ def duckdb_champion(
     # The shop is too small for training's guard (100 buyers and non-buyers per half): the
     # model need not be good here, only the same on both engines.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("ml.examples.MIN_EXAMPLES_PER_CLASS", 20)
+        patch.setattr("ml.modelling.examples.MIN_EXAMPLES_PER_CLASS", 20)
         trained = train(settings, TrainOptions(n_threads=1))
     registry.promote(settings, trained.metadata.model_id, "test: scored on both engines")
     score(settings, registry.CHAMPION)
@@ -247,7 +247,7 @@ def spark_sql_scores(spark_warehouse: Path, duckdb_champion: Settings) -> pd.Dat
 def _scored_in_duckdb(settings: Settings, features: pd.DataFrame) -> pd.DataFrame:
     """The champion's scoring SQL run by DuckDB over `features`."""
     from ml import registry
-    from ml.sql_export import scoring_sql
+    from ml.serving.sql_export import scoring_sql
 
     model = registry.load_model(settings.models_dir, registry.CHAMPION)
     with duckdb.connect() as connection:
@@ -333,11 +333,11 @@ def _customers_across_a_split(
 
 def _train_small(settings: Settings) -> tuple[dict[str, float], int]:
     """Train a quick model: its validation metrics and the number of rows it trained on."""
-    from ml.training import TrainOptions, train
+    from ml.modelling.training import TrainOptions, train
 
     with pytest.MonkeyPatch.context() as patch:
         # The shop is too small for training's guard (100 buyers and non-buyers per half).
-        patch.setattr("ml.examples.MIN_EXAMPLES_PER_CLASS", 20)
+        patch.setattr("ml.modelling.examples.MIN_EXAMPLES_PER_CLASS", 20)
         report = train(settings, TrainOptions(algorithm="logistic_regression", n_threads=1))
     return report.metrics, report.metadata.n_training_rows
 

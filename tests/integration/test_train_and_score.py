@@ -18,13 +18,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ml import warehouse
-from ml.compatibility import scorer_columns
 from ml.config import Settings
-from ml.evaluate import baseline_scores
+from ml.modelling.evaluate import baseline_scores
+from ml.modelling.train_report import TrainReport
+from ml.modelling.training import TrainOptions, train
 from ml.registry import load_model
-from ml.scoring import SCORES_TABLE, ScoreReport, score, score_batch
-from ml.train_report import TrainReport
-from ml.training import TrainOptions, train
+from ml.serving.compatibility import scorer_columns
+from ml.serving.scoring import SCORES_TABLE, ScoreReport, score, score_batch
 from scripts.ground_truth import (
     load_ground_truth,
     load_uplift_windows,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ml.config import Settings
-from ml.training import TrainOptions, train
+from ml.modelling.training import TrainOptions, train
 from tests.conftest import AS_OF, make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("value_floors")]
@@ -51,7 +51,7 @@ def test_on_the_standard_shape_the_model_beats_bg_nbd_out_of_time(built_warehous
 
 
 def test_on_a_transaction_log_the_model_is_not_worse_than_bg_nbd(tmp_path: Path):
-    from ml.build import dbt_vars, run_dbt
+    from ml.run.build import dbt_vars, run_dbt
     from scripts.generate import generate
 
     generate(4000, 5, tmp_path / "shop", "csv", shape="transactions")

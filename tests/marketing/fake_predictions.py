@@ -1,9 +1,9 @@
 """Plausible stand-ins for the ML step's write-back tables (schema `predictions`).
 
 They let the marketing marts, the exports and the report be built and tested without training a
-model: same table names and columns as `ml.scoring` writes, values derived from the features so
-that they behave like real scores (recent, frequent buyers score high). Also runnable on a dev
-warehouse: ``python -m tests.marketing.fake_predictions path/to/segmart.duckdb``.
+model: same table names and columns as `ml.serving.scoring` writes, values derived from the
+features so that they behave like real scores (recent, frequent buyers score high). Also
+runnable on a dev warehouse: ``python -m tests.marketing.fake_predictions path/to/segmart.duckdb``.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-import ml.activation
-from ml.activation import (
+import ml.delivery.activation
+from ml.config import Settings
+from ml.delivery.activation import (
     AUDIENCE_COLUMNS,
     HOLDOUT_NAME,
     MANIFEST_NAME,
@@ -22,7 +23,6 @@ from ml.activation import (
     split_audiences,
     write_export,
 )
-from ml.config import Settings
 from ml.errors import SegmartError
 from tests.marketing.scored import private_settings
 
@@ -139,7 +139,7 @@ def test_a_failed_export_leaves_the_previous_one_whole(
     def fail_on_parquet(table: pa.Table, where: Path, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(ml.activation.pq, "write_table", fail_on_parquet)
+    monkeypatch.setattr(ml.delivery.activation.pq, "write_table", fail_on_parquet)
     with pytest.raises(OSError, match="disk full"):
         write_export(bigger, tmp_path)
     assert {path.name: path.read_bytes() for path in first.iterdir()} == before

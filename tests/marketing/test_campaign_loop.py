@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from ml.activation import MANIFEST_NAME, MEMBERS_TABLE, export_audiences
-from ml.build import dbt_vars, run_dbt
+from ml.delivery.activation import MANIFEST_NAME, MEMBERS_TABLE, export_audiences
+from ml.run.build import dbt_vars, run_dbt
 from scripts.generate import generate
 from scripts.generate.campaign_loop import run_exported_campaign
 from tests.conftest import make_settings

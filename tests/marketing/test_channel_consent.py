@@ -13,7 +13,7 @@ import duckdb
 import pyarrow.csv as pa_csv
 import pytest
 
-from ml.build import dbt_vars, run_dbt
+from ml.run.build import dbt_vars, run_dbt
 from scripts.generate import generate
 from scripts.generate.consent import UNPARSABLE_VALUE
 from tests.conftest import SEED, make_settings

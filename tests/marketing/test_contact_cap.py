@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ml.activation import MEMBERS_TABLE
-from ml.build import dbt_vars, run_dbt
+from ml.delivery.activation import MEMBERS_TABLE
+from ml.run.build import dbt_vars, run_dbt
 from tests.marketing.scored import private_settings
 
 pytestmark = pytest.mark.xdist_group("marketing")

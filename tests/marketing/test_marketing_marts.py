@@ -11,8 +11,8 @@ from statistics import NormalDist
 import duckdb
 import pytest
 
-from ml.build import dbt_vars, run_dbt
 from ml.errors import SegmartError
+from ml.run.build import dbt_vars, run_dbt
 from tests.marketing.scored import private_settings
 
 # One xdist worker runs these modules, so their module fixtures (export, report) run once.

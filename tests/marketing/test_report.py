@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from ml.config import Settings
-from ml.coverage import Coverage, find_gaps
 from ml.report import (
     REPORT_NAME,
     build_charts,
@@ -22,6 +21,7 @@ from ml.report import (
     render_html,
     write_report,
 )
+from ml.run.coverage import Coverage, find_gaps
 
 # One xdist worker runs these modules, so their module fixtures (export, report) run once.
 pytestmark = pytest.mark.xdist_group("marketing")

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from ml import warehouse
 from ml.config import Settings
-from ml.examples import Examples
+from ml.modelling.examples import Examples
 
 FEATURES = (
     "days_since_last_order",

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ml.backtest import N_WINDOWS, origins, run_backtest
-from ml.examples import Examples
-from ml.seasonality import seasonal_factor
+from ml.modelling.backtest import N_WINDOWS, origins, run_backtest
+from ml.modelling.examples import Examples
+from ml.value.seasonality import seasonal_factor
 from tests.ml.synthetic import synthetic_marts
 from tests.ml.test_seasonality import _daily
 

@@ -14,10 +14,10 @@ import duckdb
 import pytest
 from dbt.cli.main import dbtRunner
 
-from ml import build
-from ml.build import run_dbt
 from ml.config import Settings
 from ml.errors import SegmartError
+from ml.run import build
+from ml.run.build import run_dbt
 from tests.conftest import make_settings
 
 PROJECT = """

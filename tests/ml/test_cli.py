@@ -196,7 +196,7 @@ def test_the_markdown_option_writes_the_full_report(
 
 def test_run_json_says_where_the_results_are_and_repeats_the_warnings(tmp_path: Path) -> None:
     from ml.cli.output import run_data
-    from ml.pipeline import PipelineResult
+    from ml.run.pipeline import PipelineResult
 
     result = PipelineResult(
         warehouse=tmp_path / "w.duckdb",

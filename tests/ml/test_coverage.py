@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from ml.coverage import Coverage, find_gaps, read_coverage
+from ml.run.coverage import Coverage, find_gaps, read_coverage
 
 EVERY_TABLE = ("customers", "orders", "order_items", "products", "web_events", "campaign_touches")
 

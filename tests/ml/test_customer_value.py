@@ -2,15 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import customer_value
-from ml.customer_value import (
+from ml.value import collapse_identical_rows, customer_value
+from ml.value.customer_value import (
     baseline_metrics,
     baseline_scores,
     fit_value_models,
     predict_value,
     revenue_totals,
 )
-from ml.value import collapse_identical_rows
 from tests.ml.synthetic import synthetic_value_inputs
 from tests.ml.value.simulate import (
     BetaGeoParams,

@@ -53,8 +53,8 @@ def test_a_new_horizon_in_dbt_project_yml_is_the_one_settings_use() -> None:
 def test_commands_without_horizon_days_use_the_settings_default(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ml.coverage
-    import ml.pipeline
+    import ml.run.coverage
+    import ml.run.pipeline
 
     seen = []
 
@@ -62,8 +62,8 @@ def test_commands_without_horizon_days_use_the_settings_default(
         seen.append(settings.horizon_days)
         return tmp_path
 
-    monkeypatch.setattr(ml.pipeline, f"{command}_step", step)
-    monkeypatch.setattr(ml.coverage, "data_gaps", lambda settings: [])
+    monkeypatch.setattr(ml.run.pipeline, f"{command}_step", step)
+    monkeypatch.setattr(ml.run.coverage, "data_gaps", lambda settings: [])
     result = CliRunner().invoke(app, [command, "--warehouse", str(tmp_path / "w.duckdb")])
     assert result.exit_code == 0, result.output
     assert seen == [45]
@@ -72,10 +72,12 @@ def test_commands_without_horizon_days_use_the_settings_default(
 def test_an_explicit_horizon_days_wins_over_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ml.pipeline
+    import ml.run.pipeline
 
     seen = []
-    monkeypatch.setattr(ml.pipeline, "report_step", lambda s: seen.append(s.horizon_days) or "x")
+    monkeypatch.setattr(
+        ml.run.pipeline, "report_step", lambda s: seen.append(s.horizon_days) or "x"
+    )
     args = ["report", "--warehouse", str(tmp_path / "w.duckdb"), "--horizon-days", "30"]
     assert CliRunner().invoke(app, args).exit_code == 0
     assert seen == [30]

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.drift import (
+from ml.serving.drift import (
     DriftReference,
     add_counts,
     non_overlapping_inputs,

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from ml.drift import DriftReference
-from ml.explain import ReasonCoder
+from ml.modelling.explain import ReasonCoder
 from ml.segments import Segmenter
+from ml.serving.drift import DriftReference
 from ml.value import BetaGeoModel, GammaGammaModel
 
 FRAME = pd.DataFrame({"recency__scaled": [0.1, 0.2]})

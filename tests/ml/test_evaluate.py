@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.evaluate import (
+from ml.modelling.evaluate import (
     baseline_metrics,
     baseline_scores,
     classification_metrics,

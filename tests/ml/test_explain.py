@@ -2,14 +2,14 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from ml.explain import (
+from ml.modelling.explain import (
     PHRASES,
     ReasonCoder,
     feature_selection_report,
     permutation_importances,
     render,
 )
-from ml.features import model_input_columns
+from ml.modelling.features import model_input_columns
 from tests.ml.synthetic import examples_from, single_threaded, synthetic_marts  # noqa: F401 - autouse fixture
 
 

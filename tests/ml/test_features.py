@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ml.features import (
+from ml.modelling.features import (
     feature_groups,
     input_label,
     model_input_columns,

@@ -16,11 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml import lifecycle, registry, warehouse
+from ml import registry, warehouse
 from ml.config import Settings
 from ml.errors import SegmartError
-from ml.lifecycle import Backtest, model_step
-from ml.training import TrainOptions
+from ml.modelling.training import TrainOptions
+from ml.run import lifecycle
+from ml.run.lifecycle import Backtest, model_step
 from tests.ml.synthetic import (
     AS_OF,
     STATS_ID,

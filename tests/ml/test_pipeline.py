@@ -8,13 +8,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from ml import pipeline
 from ml.config import Settings
-from ml.pipeline import PipelineResult, run_pipeline
+from ml.run import pipeline
+from ml.run.pipeline import PipelineResult, run_pipeline
 from tests.conftest import make_settings
 
 
-@pytest.mark.parametrize("module", ["ml.report", "ml.activation", "ml.coverage"])
+@pytest.mark.parametrize("module", ["ml.report", "ml.delivery.activation", "ml.run.coverage"])
 def test_a_step_that_cannot_be_imported_fails_the_run_before_it_builds(
     module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,10 +60,10 @@ def test_the_inputs_of_export_publish_and_report_are_checked_once_per_run(
     checks: list[Settings] = []
     monkeypatch.setattr(pipeline, "model_step", lambda *args: (None, scored))
     monkeypatch.setattr(pipeline, "check_step_inputs", checks.append)
-    monkeypatch.setattr("ml.coverage.data_gaps", lambda settings: [])
+    monkeypatch.setattr("ml.run.coverage.data_gaps", lambda settings: [])
     for module, step in [
-        ("ml.activation", "export_audiences"),
-        ("ml.publish", "publish"),
+        ("ml.delivery.activation", "export_audiences"),
+        ("ml.delivery.publish", "publish"),
         ("ml.report", "write_report"),
     ]:
         monkeypatch.setattr(f"{module}.{step}", lambda settings, step=step: tmp_path / step)

@@ -6,8 +6,8 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from ml.examples import split_for_validation
-from ml.propensity import (
+from ml.modelling.examples import split_for_validation
+from ml.modelling.propensity import (
     ALGORITHMS,
     PropensityModel,
     calibrate,

@@ -1,6 +1,7 @@
 import json
 import pickle
 import shutil
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,9 +12,9 @@ import skops.io as sio
 
 from ml import registry, warehouse
 from ml.errors import SegmartError
-from ml.propensity import ALGORITHMS, PropensityModel, fit_cross_fitted
+from ml.modelling.propensity import ALGORITHMS, PropensityModel, fit_cross_fitted
+from ml.modelling.training import TrainOptions, train
 from ml.registry import ALLOWED_TYPES, ARTIFACT, METADATA
-from ml.training import TrainOptions, train
 from tests.ml.synthetic import (
     settings_for,
     single_threaded,  # noqa: F401 - autouse fixture
@@ -117,6 +118,30 @@ def test_an_artifact_with_a_type_outside_the_allow_list_is_refused(trained, mode
     _replace_artifact(models_dir, report.model_id, sneaky.read_bytes())
     with pytest.raises(SegmartError, match=r"outside the allow-list .*pandas"):
         registry.load_model(models_dir, report.model_id)
+
+
+def test_an_artifact_saved_before_ml_was_grouped_into_subpackages_still_loads(
+    trained, models_dir, tmp_path
+):
+    report = trained
+    artifact = models_dir / report.model_id / ARTIFACT
+    older = tmp_path / "older.skops"
+    # An older artifact is the same file with the types recorded under their old modules.
+    with zipfile.ZipFile(artifact) as current, zipfile.ZipFile(older, "w") as rewritten:
+        for item in current.infolist():
+            data = current.read(item)
+            if item.filename == "schema.json":
+                text = data.decode()
+                for old, new in registry.MOVED_MODULES.items():
+                    text = text.replace(f'"{new}"', f'"{old}"')
+                assert '"ml.modelling.propensity"' not in text
+                data = text.encode()
+            rewritten.writestr(item, data)
+    _replace_artifact(models_dir, report.model_id, older.read_bytes())
+
+    loaded = registry.load_model(models_dir, report.model_id)
+
+    assert type(loaded.propensity) is PropensityModel
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

@@ -4,8 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.evaluate import revenue_metrics
-from ml.revenue import MIN_BUYERS_WITH_REVENUE, SpendModel, SpendModelError, predicted_revenue
+from ml.modelling.evaluate import revenue_metrics
+from ml.value.revenue import (
+    MIN_BUYERS_WITH_REVENUE,
+    SpendModel,
+    SpendModelError,
+    predicted_revenue,
+)
 
 
 def test_revenue_metrics_of_known_rankings():

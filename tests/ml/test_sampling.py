@@ -1,6 +1,6 @@
 import numpy as np
 
-from ml.sampling import sample_counts, sample_rows
+from ml.modelling.sampling import sample_counts, sample_rows
 
 
 def test_sampled_counts_equal_collapsing_a_sample_of_the_uncollapsed_rows():

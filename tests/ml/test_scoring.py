@@ -7,20 +7,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from ml import scoring, warehouse
-from ml.compatibility import scorer_columns
+from ml import warehouse
 from ml.errors import SegmartError
-from ml.evaluate import rank_order
-from ml.features import model_matrix
+from ml.modelling.evaluate import rank_order
+from ml.modelling.features import model_matrix
+from ml.modelling.training import TrainOptions, train
 from ml.registry import load_model
-from ml.scoring import (
+from ml.serving import scoring
+from ml.serving.compatibility import scorer_columns
+from ml.serving.scoring import (
     DRIFT_TABLE,
     HISTORY_TABLE,
     PROFILES_TABLE,
     SCORES_TABLE,
     score,
 )
-from ml.training import TrainOptions, train
 from tests.ml.synthetic import (
     settings_for,
     single_threaded,  # noqa: F401 - autouse fixture

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.revenue import SpendModel
-from ml.seasonality import (
+from ml.value.revenue import SpendModel
+from ml.value.seasonality import (
     MIN_MONTHS,
     for_scoring,
     month_index,

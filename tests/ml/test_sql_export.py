@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ml.errors import SegmartError
-from ml.evaluate import rank_order
-from ml.features import model_matrix
-from ml.propensity import CANDIDATES, PropensityModel, fit_cross_fitted
+from ml.modelling.evaluate import rank_order
+from ml.modelling.features import model_matrix
+from ml.modelling.propensity import CANDIDATES, PropensityModel, fit_cross_fitted
+from ml.modelling.training import TrainOptions, train
 from ml.registry import load_model
-from ml.scoring import score_batch
-from ml.sql_export import hist_gradient_boosting_sql, number, scoring_sql, string_literal
-from ml.training import TrainOptions, train
+from ml.serving.scoring import score_batch
+from ml.serving.sql_export import hist_gradient_boosting_sql, number, scoring_sql, string_literal
 from tests.ml.synthetic import (
     examples_from,
     settings_for,

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from ml.errors import SegmartError
-from ml.scoring import score
-from ml.training import MODEL_RUNS_TABLE, TrainOptions, train
+from ml.modelling.training import MODEL_RUNS_TABLE, TrainOptions, train
+from ml.serving.scoring import score
 from tests.ml.synthetic import (
     settings_for,
     single_threaded,  # noqa: F401 - autouse fixture

@@ -2,7 +2,7 @@
 
 Run as `python -m tests.reliability.spark_battery ROOT` (test_bad_inputs_on_spark.py does):
 one JVM and one Derby metastore under ROOT serve every case, because starting a session costs
-about 15 s and Derby admits one process at a time. Each case builds through `ml.build.run_dbt`
+about 15 s and Derby admits one process at a time. Each case builds through `ml.run.build.run_dbt`
 with dbt's `spark` target, the function `segmart build` runs: the SegmartError it raises is the
 one `error:` line the CLI prints before exiting 1. In order:
 
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
-from ml.build import run_dbt
 from ml.config import Settings
 from ml.errors import SegmartError
+from ml.run.build import run_dbt
 from tests.reliability.rawdirs import write_clean_shop, write_dirty_shop
 from tests.reliability.test_bad_inputs import ERROR_CASES, RAW_TABLES
 

@@ -21,7 +21,7 @@ import duckdb
 import pytest
 
 from ml.config import Settings
-from ml.publish import (
+from ml.delivery.publish import (
     MARKER,
     collect_garbage,
     folder_name,

@@ -81,7 +81,7 @@ def test_consent_values_are_stated_empty_or_rarely_unparsable(shops: tuple[Path,
 
 
 def _export(tmp_path: Path, customer_ids: list[str]) -> Path:
-    """An export directory with two audiences, as ml/activation.py writes it."""
+    """An export directory with two audiences, as ml/delivery/activation.py writes it."""
     export_dir = tmp_path / "exports" / "2025-10-01"
     export_dir.mkdir(parents=True)
     half = len(customer_ids) // 2

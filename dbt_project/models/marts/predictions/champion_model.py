@@ -7,6 +7,6 @@ promotion. Everything the predictions models compute follows from this row.
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from ml.champion_scoring import champion_row
+    from ml.serving.champion_scoring import champion_row
 
     return champion_row(session)

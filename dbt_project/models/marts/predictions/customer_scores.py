@@ -8,6 +8,6 @@ def model(dbt, session):
     # referenced here for the lineage and so that they are built first.
     dbt.ref("customer_value_inputs")
     dbt.ref("daily_revenue")
-    from ml.champion_scoring import scores
+    from ml.serving.champion_scoring import scores
 
     return scores(session, features)

@@ -4,6 +4,6 @@
 def model(dbt, session):
     dbt.config(materialized="table")
     features = dbt.ref("champion_features")
-    from ml.champion_scoring import feature_drift
+    from ml.serving.champion_scoring import feature_drift
 
     return feature_drift(session, features)

@@ -5,6 +5,6 @@ def model(dbt, session):
     dbt.config(materialized="table")
     scores = dbt.ref("customer_scores")
     features = dbt.ref("champion_features")
-    from ml.champion_scoring import segment_profiles
+    from ml.serving.champion_scoring import segment_profiles
 
     return segment_profiles(session, scores, features)

@@ -40,8 +40,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ml.config import Settings
-from ml.coverage import consent_gap, read_coverage
 from ml.errors import SegmartError
+from ml.run.coverage import consent_gap, read_coverage
 from ml.warehouse import connect, read_table, table_exists
 
 AUDIENCES_TABLE = "marketing.campaign_audiences"

@@ -11,8 +11,8 @@ from sklearn.feature_selection import mutual_info_classif
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.validation import check_is_fitted
 
-from ml.features import MISSING_SUFFIX, SCALED_SUFFIX, feature_groups, input_label
-from ml.sampling import sample_rows
+from ml.modelling.features import MISSING_SUFFIX, SCALED_SUFFIX, feature_groups, input_label
+from ml.modelling.sampling import sample_rows
 
 
 def permutation_importances(

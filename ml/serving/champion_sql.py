@@ -1,11 +1,12 @@
 """The champion's scoring SQL where dbt reads it when it runs: `predictions.champion_scoring_sql`.
 
 Promotion (`ml.registry.promote`) compiles the new champion to one SQL select
-(`ml.sql_export.scoring_sql`) and leaves it in three places: `<models_dir>/<id>/scoring.sql`
-for people to read, the table `predictions.champion_scoring_sql` of the DuckDB warehouse, and
-`<models_dir>/champion_scoring_sql.parquet`, the file Spark's table of that name is defined over
-(dbt_project/macros/champion_scoring.sql). The dbt model `customer_scores_sql` reads the table
-with `run_query` at execution time: dbt cannot read the registry when it compiles.
+(`ml.serving.sql_export.scoring_sql`) and leaves it in three places:
+`<models_dir>/<id>/scoring.sql` for people to read, the table `predictions.champion_scoring_sql` of
+the DuckDB warehouse, and `<models_dir>/champion_scoring_sql.parquet`, the file Spark's table of
+that name is defined over (dbt_project/macros/champion_scoring.sql). The dbt model
+`customer_scores_sql` reads the table with `run_query` at execution time: dbt cannot read the
+registry when it compiles.
 
 The SQL reads `FEATURES_RELATION`, which the dbt model replaces with its champion_features. A
 champion the export cannot compile (a random forest, say) gets a row without SQL and with the
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 from ml import registry, warehouse
 from ml.errors import SegmartError
 from ml.registry import ModelMetadata
-from ml.sql_export import scoring_sql
+from ml.serving.sql_export import scoring_sql
 
 TABLE = "predictions.champion_scoring_sql"
 SPARK_FILE = "champion_scoring_sql.parquet"

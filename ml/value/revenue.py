@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 if TYPE_CHECKING:
-    from ml.seasonality import SeasonalFactor
+    from ml.value.seasonality import SeasonalFactor
 
 MIN_BUYERS_WITH_REVENUE = 100
 # The search's middle candidate for the classifier; spend given purchase is a smoother target,
@@ -51,8 +51,8 @@ class SpendModel:
     Two scalars calibrate the sum of its predictions. `level`: a gamma loss with a log link
     matches the training buyers' revenue in the mean of revenue / prediction, not in the sum,
     and fell short of it by 5-7% on the demo shop; `level` restores the sum. `season`: the
-    seasonal factor (`ml.seasonality`) for the horizon starting at `season_as_of`, 1 when none
-    was computed. Artifacts saved before these fields load with 1 and None.
+    seasonal factor (`ml.value.seasonality`) for the horizon starting at `season_as_of`, 1 when
+    none was computed. Artifacts saved before these fields load with 1 and None.
     """
 
     regressor: HistGradientBoostingRegressor

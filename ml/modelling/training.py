@@ -18,13 +18,12 @@ import pyarrow as pa
 from sklearn.ensemble import VotingClassifier
 from threadpoolctl import threadpool_limits
 
-from ml import evaluate, registry, warehouse
-from ml.backtest import Backtest, run_backtest
+from ml import registry, warehouse
 from ml.config import Settings
-from ml.customer_value import ValueFit, ValueModels, fit_for_training, predictions_at
-from ml.drift import DriftReference
 from ml.errors import SegmartError
-from ml.examples import (
+from ml.modelling import evaluate
+from ml.modelling.backtest import Backtest, run_backtest
+from ml.modelling.examples import (
     TRAINING_TABLE,
     Examples,
     Split,
@@ -34,10 +33,10 @@ from ml.examples import (
     read_examples,
     split_for_validation,
 )
-from ml.explain import ReasonCoder, feature_selection_report, permutation_importances
-from ml.features import one_hot_levels, scaled_columns
-from ml.input_overlap import check_overlap, read_scoring_inputs
-from ml.propensity import (
+from ml.modelling.explain import ReasonCoder, feature_selection_report, permutation_importances
+from ml.modelling.features import one_hot_levels, scaled_columns
+from ml.modelling.input_overlap import check_overlap, read_scoring_inputs
+from ml.modelling.propensity import (
     CANDIDATES,
     Algorithm,
     Candidate,
@@ -46,9 +45,8 @@ from ml.propensity import (
     fit_cross_fitted,
     search,
 )
+from ml.modelling.train_report import TrainReport, model_run_row, record_metadata
 from ml.registry import LoadedModel
-from ml.revenue import REVENUE_METHOD, SpendModel, SpendModelError
-from ml.seasonality import SeasonalFactor, read_daily_revenue, seasonal_factor
 from ml.segments import (
     Segmenter,
     SegmentMatch,
@@ -59,7 +57,10 @@ from ml.segments import (
     describe_segments,
     name_segments,
 )
-from ml.train_report import TrainReport, model_run_row, record_metadata
+from ml.serving.drift import DriftReference
+from ml.value.customer_value import ValueFit, ValueModels, fit_for_training, predictions_at
+from ml.value.revenue import REVENUE_METHOD, SpendModel, SpendModelError
+from ml.value.seasonality import SeasonalFactor, read_daily_revenue, seasonal_factor
 
 STATS_TABLE = "ml.feature_stats"
 MODEL_RUNS_TABLE = "predictions.model_runs"
@@ -414,7 +415,7 @@ def _fit_revenue(
     """The spend model on every snapshot's buyers, and the backtest of the whole method.
 
     The shipped spend model carries the seasonal factor of the horizon starting at as_of,
-    relative to every training snapshot's horizon (`ml.seasonality`).
+    relative to every training snapshot's horizon (`ml.value.seasonality`).
     """
     horizon, as_of = built_horizon_days(table), built_as_of(table)
     with warehouse.connect(settings.warehouse, read_only=True) as con:

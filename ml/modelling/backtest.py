@@ -7,7 +7,7 @@ origins, fitted on 3, 2 and 1 earlier snapshots. The origin's customers are scor
 classifier with the search's winning settings, the spend model, and BG/NBD + Gamma-Gamma fitted
 on the history before the origin) and compared with what they did in the next horizon.
 The spend model's seasonal factor is computed at the origin from the daily revenue before it,
-relative to the horizons of the window's own fit snapshots (`ml.seasonality`), as training
+relative to the horizons of the window's own fit snapshots (`ml.value.seasonality`), as training
 computes the shipped one at as_of.
 
 Two honest caveats, stated in the report: the model inputs were scaled and imputed with the
@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml import evaluate
-from ml.customer_value import baseline_scores as value_baseline_scores
-from ml.examples import Examples
-from ml.propensity import Algorithm, make_classifier
-from ml.revenue import SpendModel, SpendModelError, predicted_revenue
-from ml.sampling import sample_rows
-from ml.seasonality import SeasonalFactor, seasonal_factor
+from ml.modelling import evaluate
+from ml.modelling.examples import Examples
+from ml.modelling.propensity import Algorithm, make_classifier
+from ml.modelling.sampling import sample_rows
+from ml.value.customer_value import baseline_scores as value_baseline_scores
+from ml.value.revenue import SpendModel, SpendModelError, predicted_revenue
+from ml.value.seasonality import SeasonalFactor, seasonal_factor
 
 N_WINDOWS = 3
 # Rows each window's models are fitted on, at most (a deterministic sample). On a 100k-customer

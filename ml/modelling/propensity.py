@@ -21,7 +21,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.tree import DecisionTreeClassifier
 
-from ml.sampling import sample_rows
+from ml.modelling.sampling import sample_rows
 
 Algorithm = Literal[
     "decision_tree", "random_forest", "hist_gradient_boosting", "logistic_regression"

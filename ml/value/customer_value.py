@@ -24,8 +24,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ml import warehouse
-from ml.evaluate import ranking_metrics
-from ml.sampling import sample_counts
+from ml.modelling.evaluate import ranking_metrics
+from ml.modelling.sampling import sample_counts
 from ml.value import (
     BetaGeoModel,
     GammaGammaModel,
@@ -314,7 +314,7 @@ def scored_value(models: ValueModels, inputs: pd.DataFrame) -> pd.DataFrame:
     if bought.any():
         rows = inputs.loc[bought]
         x, t_x, T = (rows[c].to_numpy(np.float64) for c in ("frequency", "recency_days", "t_days"))
-        # No Gamma-Gamma here: spend comes from the spend model (ml/revenue.py).
+        # No Gamma-Gamma here: spend comes from the spend model (ml/value/revenue.py).
         in_horizon = purchases.conditional_expected_purchases(horizon, x, t_x, T)
         out.loc[bought, "expected_orders"] = in_horizon
         out.loc[bought, "probability_alive"] = purchases.conditional_probability_alive(x, t_x, T)

@@ -21,10 +21,10 @@ from ml.errors import SegmartError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ml.modelling.train_report import TrainReport
+    from ml.modelling.training import TrainOptions
     from ml.registry import LoadedModel, ModelMetadata
-    from ml.scoring import ScoreReport
-    from ml.train_report import TrainReport
-    from ml.training import TrainOptions
+    from ml.serving.scoring import ScoreReport
 
 
 def model_step(
@@ -56,8 +56,8 @@ def model_step(
         downstream of the ML marts is changed then.
     """
     from ml import registry
-    from ml.scoring import score
-    from ml.training import train
+    from ml.modelling.training import train
+    from ml.serving.scoring import score
 
     has_champion = registry.champion_id(settings.models_dir) is not None
     champion = None
@@ -141,9 +141,9 @@ def drift_reason(drift: pd.DataFrame, max_psi: float) -> str | None:
 def champion_drift(settings: Settings, champion: LoadedModel) -> pd.DataFrame:
     """PSI of the champion's inputs between its training and `ml.customer_features`."""
     from ml import warehouse
-    from ml.drift import add_counts
-    from ml.features import model_matrix
-    from ml.scoring import FEATURES_TABLE
+    from ml.modelling.features import model_matrix
+    from ml.serving.drift import add_counts
+    from ml.serving.scoring import FEATURES_TABLE
 
     columns = [str(column) for column in champion.drift.feature_names_in_]
     counts = None
@@ -157,7 +157,7 @@ def champion_drift(settings: Settings, champion: LoadedModel) -> pd.DataFrame:
 
 def _mart_as_of(settings: Settings) -> date:
     from ml import warehouse
-    from ml.scoring import FEATURES_TABLE
+    from ml.serving.scoring import FEATURES_TABLE
 
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         warehouse.require_table(con, FEATURES_TABLE)
@@ -203,7 +203,7 @@ def stats_gone(settings: Settings, model: ModelMetadata) -> SegmartError:
 
 def _stats_exist(settings: Settings, stats_as_of: date) -> bool:
     from ml import warehouse
-    from ml.training import STATS_TABLE
+    from ml.modelling.training import STATS_TABLE
 
     if not settings.warehouse.is_file():
         return False
@@ -217,7 +217,7 @@ def _stats_exist(settings: Settings, stats_as_of: date) -> bool:
 
 def _mart_stats(settings: Settings) -> list[tuple[str, str]]:
     from ml import warehouse
-    from ml.scoring import FEATURES_TABLE
+    from ml.serving.scoring import FEATURES_TABLE
 
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         if not warehouse.table_exists(con, FEATURES_TABLE):
@@ -280,7 +280,7 @@ def backtest_champion(
     from sklearn.metrics import roc_auc_score
 
     from ml import warehouse
-    from ml.examples import Examples, read_examples, split_for_validation
+    from ml.modelling.examples import Examples, read_examples, split_for_validation
 
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         table, _ = read_examples(con, max_rows)

@@ -8,7 +8,7 @@ that makes them. What the data lacks (an optional table, marketing consent) is n
 run succeeds, says so in one line per gap (through `log` and in the summary), and the report
 and the export say it again where the missing results would be.
 
-The model step (`ml.lifecycle.model_step`) scores with the champion, or trains and decides
+The model step (`ml.run.lifecycle.model_step`) scores with the champion, or trains and decides
 whether the new model replaces it.
 """
 
@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 
 from ml.config import Settings
 from ml.errors import SegmartError
-from ml.lifecycle import model_step
+from ml.run.lifecycle import model_step
 
 if TYPE_CHECKING:
-    from ml.scoring import ScoreReport
-    from ml.train_report import TrainReport
+    from ml.modelling.train_report import TrainReport
+    from ml.serving.scoring import ScoreReport
 
 SCORES_TABLE = "predictions.customer_scores"
 MARKETING_TABLE = "marketing.audience_summary"
@@ -98,11 +98,11 @@ def run_pipeline(
         Paths of the results, the train and score reports, and the warning lines.
     """
     _import_steps()
-    from ml.activation import export_audiences
-    from ml.coverage import data_gaps
-    from ml.publish import publish
+    from ml.delivery.activation import export_audiences
+    from ml.delivery.publish import publish
+    from ml.modelling.training import TrainOptions
     from ml.report import write_report
-    from ml.training import TrainOptions
+    from ml.run.coverage import data_gaps
 
     result = PipelineResult(warehouse=settings.warehouse)
     options = TrainOptions(algorithm=algorithm, random_state=random_state)
@@ -130,7 +130,12 @@ def run_pipeline(
 
 def _import_steps() -> None:
     """Import every step's module up front: a broken import fails the run before it builds."""
-    for module in ("ml.activation", "ml.coverage", "ml.publish", "ml.report"):
+    for module in (
+        "ml.delivery.activation",
+        "ml.run.coverage",
+        "ml.delivery.publish",
+        "ml.report",
+    ):
         importlib.import_module(module)
 
 
@@ -179,7 +184,7 @@ def export_step(settings: Settings) -> Path:
 
     Example: segmart export (after `segmart score` and `segmart build --selector marketing`)
     """
-    from ml.activation import export_audiences
+    from ml.delivery.activation import export_audiences
 
     check_step_inputs(settings)
     return export_audiences(settings)
@@ -190,7 +195,7 @@ def publish_step(settings: Settings) -> Path:
 
     Example: segmart publish (after `segmart score` and `segmart build --selector marketing`)
     """
-    from ml.publish import publish
+    from ml.delivery.publish import publish
 
     check_step_inputs(settings)
     return publish(settings)

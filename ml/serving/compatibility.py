@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from ml.errors import SegmartError
-from ml.features import model_input_columns, raw_feature_columns
+from ml.modelling.features import model_input_columns, raw_feature_columns
 from ml.registry import ModelMetadata
 
 FEATURES_TABLE = "ml.customer_features"

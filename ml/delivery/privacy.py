@@ -130,7 +130,7 @@ def forget_customer(settings: Settings, customer_id: str) -> ForgetReport:
     if settings.published_warehouse.exists():
         from datetime import timedelta
 
-        from ml.publish import publish
+        from ml.delivery.publish import publish
 
         publish(settings, grace=timedelta(0))  # no earlier Parquet publication may keep them
     rewritten = [

@@ -20,20 +20,26 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ml import evaluate
-from ml.evaluate import DEFAULT_THRESHOLD, markdown_table
-from ml.examples import Examples, Split, built_as_of, built_horizon_days, training_data_sha256
+from ml.modelling import evaluate
+from ml.modelling.evaluate import DEFAULT_THRESHOLD, markdown_table
+from ml.modelling.examples import (
+    Examples,
+    Split,
+    built_as_of,
+    built_horizon_days,
+    training_data_sha256,
+)
 from ml.registry import ModelMetadata
-from ml.revenue import REVENUE_METHOD
-from ml.seasonality import SEASONAL_METHOD
 from ml.segments import segments_markdown
+from ml.value.revenue import REVENUE_METHOD
+from ml.value.seasonality import SEASONAL_METHOD
 
 if TYPE_CHECKING:
-    from ml.customer_value import ValueFit
-    from ml.input_overlap import InputOverlap
-    from ml.propensity import Candidate
+    from ml.modelling.input_overlap import InputOverlap
+    from ml.modelling.propensity import Candidate
+    from ml.modelling.training import RevenueFit, Trained, TrainOptions
     from ml.segments import SegmentMatch
-    from ml.training import RevenueFit, Trained, TrainOptions
+    from ml.value.customer_value import ValueFit
 
 
 @dataclass(frozen=True)

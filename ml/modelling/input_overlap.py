@@ -13,10 +13,14 @@ import duckdb
 import pandas as pd
 
 from ml import warehouse
-from ml.drift import MAX_SHARE_OUTSIDE_TRAINING_RANGE, PSI_DRIFT_THRESHOLD, non_overlapping_inputs
-from ml.evaluate import markdown_table
-from ml.examples import Examples, customer_sample
-from ml.features import model_matrix
+from ml.modelling.evaluate import markdown_table
+from ml.modelling.examples import Examples, customer_sample
+from ml.modelling.features import model_matrix
+from ml.serving.drift import (
+    MAX_SHARE_OUTSIDE_TRAINING_RANGE,
+    PSI_DRIFT_THRESHOLD,
+    non_overlapping_inputs,
+)
 
 SCORING_TABLE = "ml.customer_features"
 MAX_ROWS = 50_000

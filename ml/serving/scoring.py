@@ -24,9 +24,15 @@ import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
 from ml import registry, warehouse
-from ml.compatibility import FEATURES_TABLE, check_compatible, scorer_columns
 from ml.config import Settings
-from ml.customer_value import (
+from ml.errors import SegmartError
+from ml.modelling.evaluate import markdown_table
+from ml.modelling.features import model_matrix
+from ml.registry import LoadedModel
+from ml.segments import SegmentSums, describe_segments, segments_markdown
+from ml.serving.compatibility import FEATURES_TABLE, check_compatible, scorer_columns
+from ml.serving.drift import add_counts
+from ml.value.customer_value import (
     SCORED_VALUE_COLUMNS,
     VALUE_INPUTS_TABLE,
     ValueModels,
@@ -34,14 +40,8 @@ from ml.customer_value import (
     read_collapsed_inputs,
     scored_value,
 )
-from ml.drift import add_counts
-from ml.errors import SegmartError
-from ml.evaluate import markdown_table
-from ml.features import model_matrix
-from ml.registry import LoadedModel
-from ml.revenue import predicted_revenue
-from ml.seasonality import for_scoring
-from ml.segments import SegmentSums, describe_segments, segments_markdown
+from ml.value.revenue import predicted_revenue
+from ml.value.seasonality import for_scoring
 
 SCORES_TABLE = "predictions.customer_scores"
 PROFILES_TABLE = "predictions.segment_profiles"

@@ -1,12 +1,12 @@
 """Scoring with the champion inside dbt's graph: what the Python models of
 `dbt_project/models/marts/predictions/` call, so that a plain `dbt build` scores too.
 
-`segmart score` writes the same tables itself (any model, with progress); these functions give
-dbt the champion's scores through the same code (`ml.scoring.spool_scores`), so lineage runs
-raw -> features -> champion -> scores -> marketing in dbt's own graph. Each receives dbt's
-DuckDB connection inside dbt's transaction (nothing here begins or commits) and its refs as
-DuckDB relations. Without a champion every table is built empty with a warning: a missing
-model degrades the marts, it never fails the build.
+`segmart score` writes the same tables itself (any model, with progress); these functions give dbt
+the champion's scores through the same code (`ml.serving.scoring.spool_scores`), so lineage runs
+raw -> features -> champion -> scores -> marketing in dbt's own graph. Each receives dbt's DuckDB
+connection inside dbt's transaction (nothing here begins or commits) and its refs as DuckDB
+relations. Without a champion every table is built empty with a warning: a missing model degrades
+the marts, it never fails the build.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ import duckdb
 import pyarrow as pa
 
 from ml import registry
-from ml.compatibility import check_compatible, scorer_columns
 from ml.config import Settings
-from ml.drift import add_counts
 from ml.errors import SegmartError
-from ml.features import model_matrix
-from ml.lifecycle import stats_gone
+from ml.modelling.features import model_matrix
 from ml.registry import LoadedModel
-from ml.scoring import score_warnings, spool_scores, with_run_columns
+from ml.run.lifecycle import stats_gone
 from ml.segments import SegmentSums, describe_segments
+from ml.serving.compatibility import check_compatible, scorer_columns
+from ml.serving.drift import add_counts
+from ml.serving.scoring import score_warnings, spool_scores, with_run_columns
 
 BATCH_SIZE = 50_000
 
@@ -144,7 +144,7 @@ def _mart_state(
 
 
 def _stats_missing(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> SegmartError | None:
-    """`segmart run`'s error (ml.lifecycle) when the champion's statistics are not in the mart."""
+    """`segmart run`'s error (ml.run.lifecycle): the champion's statistics are not in the mart."""
     [(n_rows,)] = con.execute(
         "select count(*) from ml.feature_stats where fitted_as_of = ?",
         [date.fromisoformat(model.metadata.feature_stats_fitted_as_of)],

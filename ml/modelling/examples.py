@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from ml import warehouse
 from ml.errors import SegmartError
-from ml.features import LABEL, model_input_columns, model_matrix, raw_feature_columns
+from ml.modelling.features import LABEL, model_input_columns, model_matrix, raw_feature_columns
 
 TRAINING_TABLE = "ml.training_examples"
 MIN_EXAMPLES_PER_CLASS = 100
