@@ -5,7 +5,13 @@
     as landing defines raw tables over files. Before the first promotion the table is empty.
 -#}
 {% macro create_champion_scoring_table() %}
-    {{- return(adapter.dispatch('create_champion_scoring_table')()) -}}
+    {% do adapter.dispatch('create_champion_scoring_table')() %}
+    {#- dbt read the schema's relations before this hook ran: without this, a first build
+        would find no table and score nothing. -#}
+    {% if execute %}
+        {% do adapter.cache_added(source('predictions', 'champion_scoring_sql').incorporate(
+            type='table')) %}
+    {% endif %}
 {% endmacro %}
 
 {% macro default__create_champion_scoring_table() %}

@@ -37,7 +37,10 @@ pytestmark = [
 N_CUSTOMERS = 300
 SEED = 7
 # Data tests are left out of both builds: on a local session each costs about a second.
-BUILD = "build --selector warehouse --exclude-resource-type unit_test --exclude-resource-type test"
+WITHOUT_TESTS = "--exclude-resource-type unit_test --exclude-resource-type test"
+BUILD = f"build --selector warehouse {WITHOUT_TESTS}"
+# On Spark the same, then scoring with the champion's SQL: one session, one landing.
+SPARK_BUILD = f"build --selector spark {WITHOUT_TESTS}"
 DBT_VARS = f'{{"as_of": "{AS_OF.isoformat()}", "horizon_days": {HORIZON_DAYS}}}'
 COUNTED_TABLES = (
     "staging.base_shop__customer_ids",
@@ -82,18 +85,22 @@ def duckdb_warehouse(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="module")
-def spark_warehouse(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build on Spark; returns the spark-warehouse directory of its tables."""
+def spark_warehouse(
+    raw_dir: Path, duckdb_champion: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Build on Spark, scoring with the DuckDB build's champion in SQL; returns the
+    spark-warehouse directory of its tables."""
     root = tmp_path_factory.mktemp("spark_session")
     env = os.environ | {
         "SEGMART_RAW_DIR": str(raw_dir),
         "SEGMART_SPARK_DIR": str(root),
+        "SEGMART_MODELS_DIR": str(duckdb_champion.models_dir),
         "DBT_TARGET_PATH": str(root / "target"),
     }
     dbt = Path(sys.executable).with_name("dbt")
     command = [
         str(dbt),
-        *BUILD.split(),
+        *SPARK_BUILD.split(),
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -190,8 +197,6 @@ def test_feature_marts_are_equal(duckdb_warehouse: Path, spark_warehouse: Path, 
 
 # --- Scoring in SQL on Spark: the champion trained on the DuckDB build, scored by both engines ---
 
-SQL_SCORING_NODES = "champion_features customer_scores_sql"
-
 
 @pytest.fixture(scope="module")
 def duckdb_champion(
@@ -216,31 +221,8 @@ def duckdb_champion(
 
 
 @pytest.fixture(scope="module")
-def spark_sql_scores(spark_warehouse: Path, duckdb_champion: Settings) -> pd.DataFrame:
-    """customer_scores_sql built on Spark (the tables of `spark_warehouse`) with that champion."""
-    root = spark_warehouse.parent
-    env = os.environ | {
-        "SEGMART_RAW_DIR": str(duckdb_champion.raw_dir),
-        "SEGMART_SPARK_DIR": str(root),
-        "SEGMART_MODELS_DIR": str(duckdb_champion.models_dir),
-        "DBT_TARGET_PATH": str(root / "target"),
-    }
-    command = [
-        str(Path(sys.executable).with_name("dbt")),
-        *f"run --select {SQL_SCORING_NODES}".split(),
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(PROFILES_DIR),
-        "--target",
-        "spark",
-        "--vars",
-        DBT_VARS,
-        "--log-path",
-        str(root / "logs"),
-    ]
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, _dbt_failures(done.stdout)
+def spark_sql_scores(spark_warehouse: Path) -> pd.DataFrame:
+    """customer_scores_sql as the Spark build scored it with the DuckDB build's champion."""
     return read_spark(spark_warehouse, "predictions.customer_scores_sql")
 
 
