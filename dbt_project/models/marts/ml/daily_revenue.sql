@@ -1,6 +1,6 @@
-{#- The shop's revenue per day, strictly before as_of: the seasonal index of ml/value/seasonality.py
-    divides each day's repeat revenue by the customers who had bought before that day, so a
-    growing customer base does not read as a season. -#}
+{#- The shop's revenue per day, strictly before as_of: the seasonal index of
+    ml/value/seasonality.py divides each day's repeat revenue by the customers who had bought
+    before that day, so a growing customer base does not read as a season. -#}
 
 with
 
