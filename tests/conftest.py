@@ -104,3 +104,18 @@ def built_warehouse(built_warehouse_dir: Path, generated_data: Path, tmp_path: P
     warehouse = tmp_path / "segmart.duckdb"
     shutil.copy(built_warehouse_dir / "segmart.duckdb", warehouse)
     return make_settings(generated_data / "raw", warehouse, tmp_path)
+
+
+# The xdist groups that run longest, each a unit one worker runs alone (`--dist loadgroup`).
+LONG_GROUPS = frozenset({"marketing", "spark"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the longest groups first, so that the short tests even out the two workers at the
+    end instead of one worker finishing a long group alone (longest processing time first)."""
+
+    def group(item: pytest.Item) -> str | None:
+        marker = item.get_closest_marker("xdist_group")
+        return marker.args[0] if marker and marker.args else None
+
+    items.sort(key=lambda item: group(item) not in LONG_GROUPS)
