@@ -137,6 +137,13 @@ def run(
             f"(default {Settings.max_model_age_days}).",
         ),
     ] = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            help="Rebuild the incremental staging tables from every raw file (a run otherwise "
+            "reads only the files and rows it has not read)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
     markdown: MarkdownOption = None,
 ) -> None:
@@ -162,6 +169,7 @@ def run(
         log=functools.partial(terminal.console.print, soft_wrap=True),
         retrain=retrain,
         promote=promote,
+        full_refresh=full_refresh,
     )
     terminal.write_markdown(markdown, "\n".join(result.lines))
     if as_json:

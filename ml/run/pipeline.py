@@ -73,6 +73,7 @@ def run_pipeline(
     log: Callable[[str], None] = print,
     retrain: bool = False,
     promote: bool = False,
+    full_refresh: bool = False,
 ) -> PipelineResult:
     """Run every step; `build(settings, selector=...)` runs dbt with progress.
 
@@ -91,6 +92,8 @@ def run_pipeline(
     retrain, promote
         Train even if the champion is fit to score; make the new model the champion without
         the backtest (see `model_step`).
+    full_refresh
+        Rebuild the incremental tables from every raw file in the run's first warehouse build.
 
     Returns
     -------
@@ -106,6 +109,8 @@ def run_pipeline(
 
     result = PipelineResult(warehouse=settings.warehouse)
     options = TrainOptions(algorithm=algorithm, random_state=random_state)
+    if full_refresh:
+        build = refresh_first_build(build)
     trained, scored = model_step(settings, options, build, log, retrain, promote)
     result.trained, result.scored = trained, scored
     if trained is not None:
@@ -126,6 +131,23 @@ def run_pipeline(
     result.published = publish(settings)
     result.report = write_report(settings)
     return result
+
+
+def refresh_first_build(build: Callable[..., None]) -> Callable[..., None]:
+    """`build`, with the first warehouse build a full refresh.
+
+    A run may build the warehouse twice (with the champion's statistics, then for a retrain):
+    once from every raw file is enough, the second build then finds nothing new to read.
+    """
+    refreshed = False
+
+    def build_refreshing_once(settings: Settings, **options: object) -> None:
+        nonlocal refreshed
+        if options.get("selector") == "warehouse" and not refreshed:
+            options["full_refresh"] = refreshed = True
+        build(settings, **options)
+
+    return build_refreshing_once
 
 
 def _import_steps() -> None:

@@ -76,3 +76,37 @@ def test_the_inputs_of_export_publish_and_report_are_checked_once_per_run(
         tmp_path / "publish",
         tmp_path / "write_report",
     )
+
+
+def test_full_refresh_rebuilds_only_the_runs_first_warehouse_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A champion found unfit after its build makes the run build the warehouse again to train:
+    # the second build must read only what is new, not every raw file a second time.
+    settings = make_settings(tmp_path / "raw", tmp_path / "segmart.duckdb", tmp_path)
+    scored = SimpleNamespace(warnings=(), to_markdown=lambda: "## scores")
+
+    def champion_then_retrain(settings, options, build, log, retrain, promote):
+        build(settings, stats_as_of="2025-09-01", selector="warehouse")
+        build(settings, selector="warehouse")
+        return None, scored
+
+    monkeypatch.setattr(pipeline, "model_step", champion_then_retrain)
+    monkeypatch.setattr(pipeline, "check_step_inputs", lambda settings: None)
+    monkeypatch.setattr("ml.run.coverage.data_gaps", lambda settings: [])
+    for module, step in [
+        ("ml.delivery.activation", "export_audiences"),
+        ("ml.delivery.publish", "publish"),
+        ("ml.report", "write_report"),
+    ]:
+        monkeypatch.setattr(f"{module}.{step}", lambda settings: None)
+    builds: list[tuple[str, bool]] = []
+
+    def build(settings, selector, stats_as_of=None, full_refresh=False):
+        builds.append((selector, full_refresh))
+
+    run_pipeline(settings, "logistic_regression", 0, build, lambda line: None, full_refresh=True)
+    assert builds == [("warehouse", True), ("warehouse", False), ("marketing", False)]
+    builds.clear()
+    run_pipeline(settings, "logistic_regression", 0, build, lambda line: None)
+    assert builds == [("warehouse", False), ("warehouse", False), ("marketing", False)]
