@@ -436,8 +436,9 @@ def promote(settings: Settings, model_id: str, reason: str) -> ChampionMarker:
     """Make a model the champion: record the promotion, then swap `champion.json`.
 
     The model must exist and its artifact must verify (sha256 and type allow-list) before
-    anything is written. The row in `predictions.model_promotions` is appended first and the
-    marker replaced atomically after it, so a failure leaves the previous champion in place.
+    anything is written. The row in `predictions.model_promotions` and the champion's scoring SQL
+    are written first, in one transaction, and the marker is replaced atomically after them, so
+    a failure leaves the previous champion in place.
 
     Parameters
     ----------
@@ -464,8 +465,7 @@ def promote(settings: Settings, model_id: str, reason: str) -> ChampionMarker:
     metadata = load_metadata(settings.models_dir, model_id)
     if metadata.model_id != model_id:
         raise SegmartError(f"promote a model by its id, not {model_id!r} (`segmart models list`)")
-    _load_trusted(verified_artifact(settings.models_dir, metadata))
-    scoring = champion_sql.compile_model(settings.models_dir, metadata)
+    scoring = champion_sql.compile_model(load_model(settings.models_dir, model_id))
     if not settings.warehouse.is_file():
         raise SegmartError(
             f"warehouse {settings.warehouse} does not exist: pass the --warehouse the model was"
@@ -482,8 +482,8 @@ def promote(settings: Settings, model_id: str, reason: str) -> ChampionMarker:
     draft.write_text(json.dumps(asdict(marker), indent=2) + "\n")
     try:
         with warehouse.connect(settings.warehouse) as con:
-            warehouse.append_rows(con, PROMOTIONS_TABLE, _promotion_row(marker, previous))
-            champion_sql.publish(settings.models_dir, con, scoring)
+            row = _promotion_row(marker, previous)
+            champion_sql.publish(settings.models_dir, con, scoring, {PROMOTIONS_TABLE: row})
         os.replace(draft, settings.models_dir / CHAMPION_FILE)
     finally:
         draft.unlink(missing_ok=True)

@@ -173,20 +173,22 @@ def replace_tables(
     con: duckdb.DuckDBPyConnection,
     tables: Mapping[str, TableData],
     slices: Sequence[SliceReplacement] = (),
+    appends: Mapping[str, pa.Table] | None = None,
 ) -> None:
     """Replace several tables in one transaction: readers see all old tables or all new ones.
 
     A failure (or a kill) before COMMIT leaves every previous table as it was; DuckDB's WAL
     discards the uncommitted transaction on the next open. `slices` are replaced in the same
-    transaction, after the tables (an append-only history's rows of one run, say).
+    transaction, after the tables (an append-only history's rows of one run, say), and
+    `appends` are appended in it last (a log row that must record exactly this change).
     """
-    for name in [*tables, *(replacement.table for replacement in slices)]:
+    appends = appends or {}
+    for name in [*tables, *(replacement.table for replacement in slices), *appends]:
         _check_name(name)
     for replacement in slices:
         if not all(_IDENTIFIER.match(column) for column in replacement.key):
             raise ValueError(f"not plain column names: {list(replacement.key)}")
-    con.execute("begin transaction")
-    try:
+    with _transaction(con):
         for name, data in tables.items():
             schema = name.split(".")[0]
             con.execute(f"create schema if not exists {schema}")
@@ -195,6 +197,15 @@ def replace_tables(
             con.unregister("_segmart_incoming")
         for replacement in slices:
             _replace_slice(con, replacement)
+        for name, data in appends.items():
+            _append(con, name, data)
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("begin transaction")
+    try:
+        yield
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -214,18 +225,17 @@ def append_rows(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> No
     Columns are matched by name, never by position. A column the table lacks (a run of an
     older segmart) is added first, null in the older rows.
     """
-    schema = _check_name(name).split(".")[0]
-    con.execute("begin transaction")
-    try:
-        con.execute(f"create schema if not exists {schema}")
-        con.register("_segmart_incoming", data)
-        if table_exists(con, name):
-            _add_missing_columns(con, name, "_segmart_incoming")
-            con.execute(f"insert into {name} by name select * from _segmart_incoming")
-        else:
-            con.execute(f"create table {name} as select * from _segmart_incoming")
-        con.unregister("_segmart_incoming")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+    _check_name(name)
+    with _transaction(con):
+        _append(con, name, data)
+
+
+def _append(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
+    con.execute(f"create schema if not exists {name.split('.')[0]}")
+    con.register("_segmart_incoming", data)
+    if table_exists(con, name):
+        _add_missing_columns(con, name, "_segmart_incoming")
+        con.execute(f"insert into {name} by name select * from _segmart_incoming")
+    else:
+        con.execute(f"create table {name} as select * from _segmart_incoming")
+    con.unregister("_segmart_incoming")

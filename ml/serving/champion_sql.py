@@ -24,9 +24,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml import registry, warehouse
+from ml import warehouse
 from ml.errors import SegmartError
-from ml.registry import ModelMetadata
+from ml.registry import LoadedModel
 from ml.serving.sql_export import scoring_sql
 
 TABLE = "predictions.champion_scoring_sql"
@@ -63,9 +63,9 @@ class ChampionScoring:
         return pa.Table.from_pylist([row], schema=SCHEMA)
 
 
-def compile_model(models_dir: Path, metadata: ModelMetadata) -> ChampionScoring:
-    """The scoring SQL of a registered model (checked and loaded through the registry)."""
-    model = registry.load_model(models_dir, metadata.model_id)
+def compile_model(model: LoadedModel) -> ChampionScoring:
+    """The scoring SQL of a model loaded (and so checked) through the registry."""
+    metadata = model.metadata
     fitted_as_of = date.fromisoformat(metadata.feature_stats_fitted_as_of)
     try:
         sql = scoring_sql(model, FEATURES_RELATION, with_segment_names=True)
@@ -74,15 +74,21 @@ def compile_model(models_dir: Path, metadata: ModelMetadata) -> ChampionScoring:
     return ChampionScoring(metadata.model_id, fitted_as_of, sql)
 
 
-def publish(models_dir: Path, con: duckdb.DuckDBPyConnection, scoring: ChampionScoring) -> None:
+def publish(
+    models_dir: Path,
+    con: duckdb.DuckDBPyConnection,
+    scoring: ChampionScoring,
+    appends: dict[str, pa.Table] | None = None,
+) -> None:
     """Write the champion's SQL next to its artifact, into the warehouse and for Spark.
 
     Each is replaced whole (a renamed draft, one transaction): a reader sees the previous
-    champion's SQL or the new one, never a mix.
+    champion's SQL or the new one, never a mix. `appends` join the warehouse's transaction
+    (the promotions row that records this champion).
     """
     if scoring.sql is not None:
         _replace_file(models_dir / scoring.model_id / SCORING_FILE, scoring.sql.encode())
-    warehouse.replace_tables(con, {TABLE: scoring.as_table()})
+    warehouse.replace_tables(con, {TABLE: scoring.as_table()}, appends=appends)
     draft = models_dir / f".{SPARK_FILE}.{os.getpid()}.tmp"
     try:
         pq.write_table(scoring.as_table(), draft)

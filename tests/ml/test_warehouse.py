@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -46,3 +47,27 @@ def test_appended_rows_match_columns_by_name_and_add_the_ones_an_older_table_lac
         warehouse.append_rows(con, "predictions.runs", newer)
         rows = con.execute("select id, auc, note from predictions.runs order by id").fetchall()
     assert rows == [("a", 0.8, None), ("b", 0.9, "why")]
+
+
+def test_a_failed_append_keeps_the_tables_replaced_in_its_transaction(tmp_path):
+    # A promotion writes its log row and the champion's scoring SQL together: neither alone.
+    path = tmp_path / "w.duckdb"
+    with warehouse.connect(path) as con:
+        warehouse.replace_tables(con, {"predictions.sql": pa.table({"model": ["old"]})})
+        warehouse.append_rows(con, "predictions.log", pa.table({"n": [1]}))
+        with pytest.raises(duckdb.ConversionException):
+            warehouse.replace_tables(
+                con,
+                {"predictions.sql": pa.table({"model": ["new"]})},
+                appends={"predictions.log": pa.table({"n": ["not a number"]})},
+            )
+        assert con.execute("select model from predictions.sql").fetchall() == [("old",)]
+        warehouse.replace_tables(
+            con,
+            {"predictions.sql": pa.table({"model": ["newer"]})},
+            appends={"predictions.log": pa.table({"n": [2]})},
+        )
+        models = con.execute("select model from predictions.sql").fetchall()
+        log = con.execute("select n from predictions.log order by n").fetchall()
+    assert models == [("newer",)]
+    assert log == [(1,), (2,)]
