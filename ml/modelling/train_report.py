@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -55,6 +55,7 @@ class TrainReport:
     margins: dict[str, float]
     warnings: tuple[str, ...] = ()
     elapsed_seconds: float = 0.0
+    step_seconds: dict[str, float] = field(default_factory=dict)
     overlap: InputOverlap | None = None
     value: ValueFit | None = None
     segment_match: SegmentMatch | None = None
@@ -136,9 +137,18 @@ class TrainReport:
         if self.overlap is not None:
             at = sections.index("## Hyperparameter search (validation ROC-AUC)")
             sections[at:at] = ["## Inputs left out before fitting", self.overlap.to_markdown()]
+        if self.step_seconds:
+            sections += ["## Time per step (wall seconds)", _steps_markdown(self.step_seconds)]
         if self.warnings:
             sections += ["## Warnings", *(f"- {warning}" for warning in self.warnings)]
         return "\n\n".join(sections) + "\n"
+
+
+def _steps_markdown(step_seconds: dict[str, float]) -> str:
+    steps = pd.DataFrame(
+        {"step": list(step_seconds), "seconds": list(step_seconds.values())}
+    ).assign(share=lambda frame: frame["seconds"] / frame["seconds"].sum())
+    return markdown_table(steps, digits=2, index=False)
 
 
 def _totals_markdown(revenue: RevenueFit) -> str:

@@ -46,6 +46,7 @@ from ml.modelling.propensity import (
     fit_cross_fitted,
     search,
 )
+from ml.modelling.step_clock import StepClock
 from ml.modelling.train_report import TrainReport, model_run_row, record_metadata
 from ml.registry import LoadedModel
 from ml.segments import (
@@ -302,6 +303,7 @@ def train(
         written then.
     """
     started = time.perf_counter()
+    progress = clock = StepClock(progress)
     progress(f"reading {TRAINING_TABLE}")
     with warehouse.connect(settings.warehouse, read_only=True) as con:
         table, column_dtypes = read_examples(con, options.max_training_rows)
@@ -349,6 +351,7 @@ def train(
         )
     for warning in warnings:
         progress(f"warning: {warning}")
+    metadata.extra["step_seconds"] = clock.stop()
     report = TrainReport(
         metadata=metadata,
         model_dir=settings.models_dir / metadata.model_id,
@@ -359,6 +362,7 @@ def train(
         margins=margins,
         warnings=warnings,
         elapsed_seconds=time.perf_counter() - started,
+        step_seconds=metadata.extra["step_seconds"],
         overlap=overlap,
         value=value,
         segment_match=trained.segment_match,

@@ -1,3 +1,4 @@
+import json
 import shutil
 from dataclasses import replace
 
@@ -89,6 +90,20 @@ def test_training_saves_the_model_and_appends_a_run_row(trained):
     assert "0 of 3 windows" in report.revenue.backtest.notes[0]
     assert runs.loc[0, ["backtest_roc_auc", "value_models_note"]].isna().all()
     assert any(line.startswith("fitting 3 hist_gradient_boosting candidates") for line in lines)
+
+
+def test_the_report_times_every_step_the_progress_lines_announce(trained):
+    settings, report, lines = trained
+    steps = report.step_seconds
+    announced = [line for line in lines if not line.startswith(("warning:", "leaving out "))]
+    assert list(steps) == announced[: len(steps)] and len(steps) >= 6
+    assert all(seconds >= 0 for seconds in steps.values())
+    # The steps cover the run up to saving: their sum is the run's time, give or take the
+    # untimed saving step.
+    assert sum(steps.values()) == pytest.approx(report.elapsed_seconds, rel=0.05)
+    assert "## Time per step (wall seconds)" in report.to_markdown()
+    saved = json.loads((settings.models_dir / report.model_id / "metadata.json").read_text())
+    assert saved["extra"]["step_seconds"] == pytest.approx(steps)
 
 
 def test_metadata_records_what_the_model_was_trained_on(trained):
