@@ -180,7 +180,10 @@ def load_report_data(settings: Settings) -> ReportData:
         )
         model_id = run["model_id"].iloc[0]
         as_of = pd.Timestamp(run["as_of"].iloc[0]).date() if run["as_of"].notna().all() else None
-        data = ReportData(model_id=model_id, as_of=as_of, horizon_days=settings.horizon_days)
+        metadata, model_dir = _registry_files(settings.models_dir, model_id)
+        # The horizon the scores predict is the model's, whatever this invocation's default.
+        horizon_days = int(metadata.get("horizon_days") or settings.horizon_days)
+        data = ReportData(model_id=model_id, as_of=as_of, horizon_days=horizon_days)
         if table_exists(con, "predictions.model_runs"):
             runs = _frame(
                 con, "select * from predictions.model_runs where model_id = ?", [model_id]
@@ -229,11 +232,10 @@ def load_report_data(settings: Settings) -> ReportData:
             " from predictions.customer_scores where reason_1 is not null group by 1",
         )
         if as_of is not None and table_exists(con, "core.orders"):
-            out_of_time = _out_of_time_outcomes(con, as_of, settings.horizon_days)
+            out_of_time = _out_of_time_outcomes(con, as_of, horizon_days)
             if out_of_time is not None:
                 data.outcomes.append(out_of_time)
         data.gaps = find_gaps(read_coverage(con))
-    metadata, model_dir = _registry_files(settings.models_dir, model_id)
     if model_id and not metadata:
         notes.append(f"no registry metadata at {settings.models_dir / str(model_id)}.")
     data.outcomes[:0] = _validation_outcomes(metadata, model_dir)

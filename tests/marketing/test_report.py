@@ -115,6 +115,17 @@ def test_missing_outcomes_are_said_not_hidden(marketing: Settings, tmp_path: Pat
     assert "Model-quality charts are empty" in text
 
 
+def test_outcomes_are_counted_over_the_horizon_the_model_was_trained_for(
+    marketing: Settings, tmp_path: Path
+) -> None:
+    # `segmart report` run with another horizon than the champion's (a default changed, a
+    # flag left out) must still evaluate the scores over the horizon they predict.
+    text = write_report(replace(marketing, horizon_days=3650, reports_dir=tmp_path))
+    html = text.read_text(encoding="utf-8")
+    assert f"in the {marketing.horizon_days} days after" in html
+    assert "no outcomes to evaluate" not in html
+
+
 def test_a_shop_with_every_table_and_consent_has_no_gap_but_the_one_run_transitions(
     report: str,
 ) -> None:
