@@ -328,7 +328,7 @@ def train(
     )
     progress("fitting the spend model; rolling-origin backtest of purchase and revenue")
     with threadpool_limits(limits=options.n_threads):
-        revenue = _fit_revenue(settings, examples, trained.params, options, table)
+        revenue = _fit_revenue(settings, examples, trained.params, options, table, value)
     trained = replace(trained, spend=revenue.spend)
     metadata = record_metadata(
         trained, examples, split, table, column_dtypes, options, overlap, levels, value
@@ -425,12 +425,18 @@ def _read_scaling(con: duckdb.DuckDBPyConnection, fits: list[str]) -> dict[str, 
 
 
 def _fit_revenue(
-    settings: Settings, examples: Examples, params: dict, options: TrainOptions, table: pa.Table
+    settings: Settings,
+    examples: Examples,
+    params: dict,
+    options: TrainOptions,
+    table: pa.Table,
+    value: ValueFit,
 ) -> RevenueFit:
     """The spend model on every snapshot's buyers, and the backtest of the whole method.
 
     The shipped spend model carries the seasonal factor of the horizon starting at as_of,
-    relative to every training snapshot's horizon (`ml.value.seasonality`).
+    relative to every training snapshot's horizon (`ml.value.seasonality`). The backtest's
+    latest origin is the validation snapshot: it reuses the value models fitted there.
     """
     horizon, as_of = built_horizon_days(table), built_as_of(table)
     with warehouse.connect(settings.warehouse, read_only=True) as con:
@@ -450,7 +456,9 @@ def _fit_revenue(
             algorithm=options.algorithm,
             params=params,
             horizon_days=horizon,
-            value_at=lambda origin, ids: predictions_at(con, origin, ids, horizon),
+            value_at=lambda origin, ids: predictions_at(
+                con, origin, ids, horizon, fitted=[value.validation]
+            ),
             seed=options.random_state,
             daily_revenue=daily,
         )

@@ -14,9 +14,8 @@ them last, below every customer with a history.
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -65,12 +64,6 @@ CLV_METHOD = (
 )
 SCORED_VALUE_COLUMNS = ("expected_orders", "probability_alive", "clv_ratio")
 """What scoring takes from BG/NBD: `clv_ratio` turns horizon revenue into `predicted_clv`."""
-# Fits kept by the content of their inputs. Training fits at the validation snapshot, and the
-# backtest fits again at its latest origin, the same snapshot: one of training's five fits.
-# Keyed by content, never by snapshot or warehouse, so changed data is always fitted anew;
-# fitting is deterministic, so a kept fit is the one a refit would give.
-MAX_KEPT_FITS = 4
-_kept_fits: OrderedDict[str, ValueModels] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -179,35 +172,7 @@ def fit_value_models(
     """Fit BG/NBD and Gamma-Gamma on collapsed rows (`read_collapsed_inputs`).
 
     Never raises for data the models cannot fit: the result then lacks the model and says why.
-    The same inputs give the fit kept from an earlier call (`MAX_KEPT_FITS`).
     """
-    key = _inputs_key(purchases, spend, horizon_days, clv_days, MAX_FIT_CUSTOMERS)
-    if key in _kept_fits:
-        _kept_fits.move_to_end(key)
-        return replace(_kept_fits[key], snapshot_on=snapshot_on)
-    models = _fit_value_models(purchases, spend, snapshot_on, horizon_days, clv_days)
-    _kept_fits[key] = models
-    if len(_kept_fits) > MAX_KEPT_FITS:
-        _kept_fits.popitem(last=False)
-    return models
-
-
-def _inputs_key(purchases: pd.DataFrame, spend: pd.DataFrame, *options: int) -> str:
-    digest = hashlib.blake2b(repr(options).encode(), digest_size=16)
-    for frame in (purchases, spend):
-        digest.update(repr(list(frame.columns)).encode())
-        for column in frame.columns:
-            digest.update(np.ascontiguousarray(frame[column].to_numpy(np.float64)).tobytes())
-    return digest.hexdigest()
-
-
-def _fit_value_models(
-    purchases: pd.DataFrame,
-    spend: pd.DataFrame,
-    snapshot_on: str,
-    horizon_days: int,
-    clv_days: int,
-) -> ValueModels:
     models = ValueModels(snapshot_on, horizon_days, clv_days)
     if purchases.empty:
         return _without(models, "no customer purchased before the snapshot")
@@ -464,19 +429,24 @@ def predictions_at(
     snapshot_on: object,
     customer_ids: np.ndarray,
     horizon_days: int,
+    fitted: Iterable[ValueModels] = (),
 ) -> pd.DataFrame | None:
     """BG/NBD + Gamma-Gamma fitted on the history before a snapshot, for its customers.
 
     None when the mart is missing or BG/NBD cannot be fitted there (the backtest then has no
-    BG/NBD row for that window).
+    BG/NBD row for that window). `fitted` are fits already made on this warehouse (training's,
+    at its validation snapshot, which is the backtest's latest origin): one of this snapshot
+    and horizon is used rather than fitted again.
     """
     if not warehouse.table_exists(con, VALUE_INPUTS_TABLE):
         return None
-    models = fit_value_models(
-        *read_collapsed_inputs(con, snapshot_on),
-        snapshot_on=str(snapshot_on)[:10],
-        horizon_days=horizon_days,
-    )
+    day = str(snapshot_on)[:10]
+    same = [m for m in fitted if (m.snapshot_on, m.horizon_days) == (day, horizon_days)]
+    if same:
+        models = same[0]
+    else:
+        inputs = read_collapsed_inputs(con, snapshot_on)
+        models = fit_value_models(*inputs, snapshot_on=day, horizon_days=horizon_days)
     if models.purchases is None:
         return None
     return predict_value(models, read_customer_inputs(con, snapshot_on, customer_ids))

@@ -1,16 +1,20 @@
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from ml.value import collapse_identical_rows, customer_value
 from ml.value.customer_value import (
+    VALUE_INPUTS_TABLE,
     baseline_metrics,
     baseline_scores,
     fit_value_models,
     predict_value,
+    predictions_at,
+    read_customer_inputs,
     revenue_totals,
 )
-from tests.ml.synthetic import synthetic_value_inputs
+from tests.ml.synthetic import synthetic_value_inputs, synthetic_warehouse
 from tests.ml.value.simulate import (
     BetaGeoParams,
     GammaGammaParams,
@@ -171,12 +175,28 @@ def test_above_the_cap_the_models_are_fitted_on_a_sample_and_score_every_custome
     assert predicted[["expected_orders", "predicted_revenue"]].notna().all().all()
 
 
-def test_the_same_inputs_reuse_the_fit_and_changed_inputs_are_fitted_anew():
-    shop = _simulated_shop(3_000, seed=12)
-    first = _fit_shop(shop, "2025-09-01")
-    again = _fit_shop(shop, "2025-10-01")
-    assert again.purchases is first.purchases and again.spend is first.spend
-    assert again.snapshot_on == "2025-10-01"
-    changed = _fit_shop(shop.iloc[1:], "2025-10-01")
-    assert changed.purchases is not first.purchases
-    assert changed.purchases.n_customers_ == len(shop) - 1
+def test_the_backtest_reuses_a_fit_made_at_its_snapshot_and_fits_any_other(tmp_path):
+    path = synthetic_warehouse(tmp_path / "w.duckdb")
+    with duckdb.connect(str(path), read_only=True) as con:
+        day = con.execute(f"select max(snapshot_on) from {VALUE_INPUTS_TABLE}").fetchone()[0]
+        ids = np.array(
+            [
+                row[0]
+                for row in con.execute(
+                    f"select customer_id from {VALUE_INPUTS_TABLE} where snapshot_on = ?"
+                    " order by customer_id limit 200",
+                    [day],
+                ).fetchall()
+            ]
+        )
+        refit = predictions_at(con, day, ids, 90)
+        # A fit of other data stamped with this snapshot: its predictions come back, no refit.
+        other = _fit_shop(_simulated_shop(3_000, seed=12), str(day))
+        reused = predictions_at(con, day, ids, 90, fitted=[other])
+        expected = predict_value(other, read_customer_inputs(con, day, ids))
+        pd.testing.assert_frame_equal(reused, expected)
+        assert not np.allclose(reused["expected_orders"], refit["expected_orders"])
+        # Another horizon is another fit.
+        pd.testing.assert_frame_equal(
+            predictions_at(con, day, ids, 60, fitted=[other]), predictions_at(con, day, ids, 60)
+        )
