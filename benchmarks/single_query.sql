@@ -149,14 +149,10 @@ products as (
 
 ),
 
+-- Every valid event, anonymous ones included: only as_of reads them.
 web_events as (
 
-    select
-        web_events.event_id,
-        web_events.customer_id,
-        web_events.session_id,
-        web_events.event_at,
-        event_type_vocabulary.value as event_type,
+    select web_events.event_at,
     from read_parquet('${raw_dir}/web_events.parquet') as web_events
     inner join vocabulary as event_type_vocabulary
         on event_type_vocabulary.field = 'event_type'
@@ -174,15 +170,37 @@ web_events as (
 customer_events as (
 
     select
+        web_events.customer_id,
+        web_events.session_id,
+        event_type_vocabulary.value as event_type,
+        cast(web_events.event_at as date) as event_on,
+    from read_parquet('${raw_dir}/web_events.parquet') as web_events
+    inner join vocabulary as event_type_vocabulary
+        on event_type_vocabulary.field = 'event_type'
+        and event_type_vocabulary.spelling = lower(nullif(trim(web_events.event_type), ''))
+    where web_events.event_id is not null
+        and web_events.event_at <= (select loaded_at from loaded)
+        and web_events.event_at >= ${min_valid_date}
+        and web_events.customer_id in (select customer_id from customers)
+    qualify row_number() over (
+        partition by web_events.event_id
+        order by web_events.event_at, web_events.customer_id, web_events.session_id,
+            event_type_vocabulary.value
+    ) = 1
+
+),
+
+-- What sessions and visits need of the events, a fraction of their rows.
+session_visit_days as (
+
+    select
         customer_id,
         session_id,
-        event_type,
-        cast(event_at as date) as event_on,
-    from web_events
-    where customer_id is not null
-    qualify row_number() over (
-        partition by event_id order by event_at, customer_id, session_id, event_type
-    ) = 1
+        event_on,
+        count(*) filter (where event_type = 'product_view') as n_product_views,
+        count(*) filter (where event_type = 'add_to_cart') as n_add_to_cart,
+    from customer_events
+    group by all
 
 ),
 
@@ -241,6 +259,34 @@ snapshot_dates as (
 
 ),
 
+-- Snapshots numbered from the earliest; a day's bucket is the number of snapshots on or before
+-- it, so its activity counts for the snapshots numbered above the bucket.
+snapshot_ranks as (
+
+    select
+        snapshot_on,
+        row_number() over (order by snapshot_on) as snapshot_rank,
+    from snapshot_dates
+
+),
+
+day_buckets as (
+
+    select
+        days.activity_on,
+        count(snapshot_ranks.snapshot_on) as bucket,
+    from (
+        select
+            cast(unnest(generate_series(min(ordered_on), max(ordered_on), interval 1 day)) as date)
+                as activity_on,
+        from orders
+    ) as days
+    left join snapshot_ranks
+        on snapshot_ranks.snapshot_on <= days.activity_on
+    group by days.activity_on
+
+),
+
 units_per_order as (
 
     select
@@ -272,18 +318,56 @@ order_days as (
 
 ),
 
-category_days as (
+-- Units per customer, category and bucket: at most one row per snapshot interval instead of one
+-- per day, each repeated only for the snapshots up to the customer's next bucket of that category.
+category_buckets as (
 
     select
         orders.customer_id,
-        orders.ordered_on as activity_on,
         coalesce(products.category, 'unknown') as category,
+        day_buckets.bucket,
         sum(order_items.quantity) as n_units,
     from order_items
     inner join orders
         on order_items.order_id = orders.order_id
+    inner join day_buckets
+        on orders.ordered_on = day_buckets.activity_on
     left join products
         on order_items.product_id = products.product_id
+    group by all
+
+),
+
+category_running_units as (
+
+    select
+        customer_id,
+        category,
+        bucket,
+        sum(n_units) over (partition by customer_id, category order by bucket) as n_units,
+        lead(bucket, 1, (select count(*) from snapshot_ranks)) over (
+            partition by customer_id, category order by bucket
+        ) as next_bucket,
+    from category_buckets
+
+),
+
+category_history as (
+
+    select
+        category_running_units.customer_id,
+        snapshot_ranks.snapshot_on,
+        count(*) as n_distinct_categories,
+        max(category_running_units.n_units) / sum(category_running_units.n_units)
+            as top_category_share,
+    from (
+        select
+            *,
+            unnest(range(bucket + 1, next_bucket + 1)) as snapshot_rank,
+        from category_running_units
+    ) as category_running_units
+    inner join snapshot_ranks
+        on category_running_units.snapshot_rank = snapshot_ranks.snapshot_rank
     group by all
 
 ),
@@ -299,7 +383,7 @@ session_days as (
         select
             customer_id,
             min(event_on) as activity_on,
-        from customer_events
+        from session_visit_days
         group by customer_id, session_id
     )
     group by all
@@ -311,9 +395,9 @@ visit_days as (
     select
         customer_id,
         event_on as activity_on,
-        count(*) filter (where event_type = 'product_view') as n_product_views,
-        count(*) filter (where event_type = 'add_to_cart') as n_add_to_cart,
-    from customer_events
+        sum(n_product_views) as n_product_views,
+        sum(n_add_to_cart) as n_add_to_cart,
+    from session_visit_days
     group by all
 
 ),
@@ -411,28 +495,6 @@ order_history as (
     inner join snapshot_dates
         on order_days.activity_on < snapshot_dates.snapshot_on
     group by order_days.customer_id, snapshot_dates.snapshot_on
-
-),
-
-category_history as (
-
-    select
-        customer_id,
-        snapshot_on,
-        count(*) as n_distinct_categories,
-        max(n_units) / sum(n_units) as top_category_share,
-    from (
-        select
-            category_days.customer_id,
-            snapshot_dates.snapshot_on,
-            category_days.category,
-            sum(category_days.n_units) as n_units,
-        from category_days
-        inner join snapshot_dates
-            on category_days.activity_on < snapshot_dates.snapshot_on
-        group by all
-    )
-    group by all
 
 ),
 
