@@ -118,29 +118,89 @@ order_history as (
 
 ),
 
-category_totals as (
+-- Category features only add up: the category days are first summed per customer, category and
+-- the first snapshot that sees them, and these periods (not the days) join the snapshots.
+category_activity_days as (
+
+    select distinct activity_on from category_days
+
+),
+
+days_seen_by_snapshots as (
+
+    select
+        category_activity_days.activity_on,
+        min(snapshot_dates.snapshot_on) as seen_from_on
+    from category_activity_days
+    inner join snapshot_dates
+        on category_activity_days.activity_on < snapshot_dates.snapshot_on
+    group by category_activity_days.activity_on
+
+),
+
+category_periods as (
 
     select
         category_days.customer_id,
-        snapshot_dates.snapshot_on,
         category_days.category,
+        days_seen_by_snapshots.seen_from_on,
         sum(category_days.n_units) as n_units
     from category_days
-    inner join snapshot_dates
-        on category_days.activity_on < snapshot_dates.snapshot_on
-    group by category_days.customer_id, snapshot_dates.snapshot_on, category_days.category
+    inner join days_seen_by_snapshots
+        on category_days.activity_on = days_seen_by_snapshots.activity_on
+    group by
+        category_days.customer_id,
+        category_days.category,
+        days_seen_by_snapshots.seen_from_on
+
+),
+
+-- Units are at least 1 (tested on the daily aggregate), so a category's units to date only
+-- grow: the most that any category had reached in the periods a snapshot sees are the units of
+-- its top category.
+category_periods_to_date as (
+
+    select
+        customer_id,
+        seen_from_on,
+        n_units,
+        row_number() over (
+            partition by customer_id, category order by seen_from_on
+        ) as nth_period_of_category,
+        sum(n_units) over (
+            partition by customer_id, category
+            order by seen_from_on
+            rows between unbounded preceding and current row
+        ) as n_units_in_category_to_date
+    from category_periods
+
+),
+
+customer_category_periods as (
+
+    select
+        customer_id,
+        seen_from_on,
+        sum(n_units) as n_units,
+        count(*) filter (where nth_period_of_category = 1) as n_new_categories,
+        max(n_units_in_category_to_date) as n_units_in_top_category_to_date
+    from category_periods_to_date
+    group by customer_id, seen_from_on
 
 ),
 
 category_history as (
 
     select
-        customer_id,
-        snapshot_on,
-        count(*) as n_distinct_categories,
-        max(n_units) / nullif(sum(n_units), 0) as top_category_share
-    from category_totals
-    group by customer_id, snapshot_on
+        customer_category_periods.customer_id,
+        snapshot_dates.snapshot_on,
+        sum(customer_category_periods.n_new_categories) as n_distinct_categories,
+        max(customer_category_periods.n_units_in_top_category_to_date)
+        / nullif(sum(customer_category_periods.n_units), 0) as top_category_share
+    from customer_category_periods
+    inner join snapshot_dates
+        on customer_category_periods.seen_from_on <= snapshot_dates.snapshot_on
+    group by customer_category_periods.customer_id, snapshot_dates.snapshot_on
 
 ),
 
