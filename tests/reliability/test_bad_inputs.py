@@ -79,6 +79,28 @@ def test_bad_optional_value_is_nulled_with_a_note_and_the_row_kept(
     ).fetchall()
 
 
+def test_the_shared_quarantine_scan_stores_only_what_the_marts_report(
+    dirty: duckdb.DuckDBPyConnection,
+) -> None:
+    # Both marts read one stored scan of the base views: it must hold no raw record of a kept
+    # row (PII), only the rejected rows and the bad values the marts show.
+    n_rejected, n_values, n_records_of_kept_rows = dirty.execute(
+        "select count(*) filter (where column_name is null),"
+        " count(*) filter (where column_name is not null),"
+        " count(*) filter (where column_name is not null and raw_record is not null)"
+        " from intermediate.int_raw_rows_screened"
+    ).fetchall()[0]
+    (n_quarantined_rows,) = dirty.execute(
+        "select count(*) from core.quarantined_rows where rule not like 'malformed_csv_line: %'"
+    ).fetchall()[0]
+    (n_quarantined_values,) = dirty.execute(
+        "select count(*) from core.quarantined_values"
+    ).fetchall()[0]
+    assert n_records_of_kept_rows == 0
+    assert n_rejected == n_quarantined_rows > 0
+    assert n_values == n_quarantined_values > 0
+
+
 def _raw_rows_in_file(raw_dir: Path, table: str) -> int:
     """Rows in, counted from the file itself: Parquet metadata, or CSV physical data lines."""
     parquet = raw_dir / f"{table}.parquet"

@@ -1,5 +1,11 @@
 with
 
+findings as (
+
+    select * from {{ ref('int_raw_rows_screened') }}
+
+),
+
 csv_rejects as (
 
     select * from {{ source('shop', 'csv_rejects') }}
@@ -8,16 +14,13 @@ csv_rejects as (
 
 rejected_rows as (
 
-    {% for source_table in raw_contract() -%}
     select
-        '{{ source_table }}' as source_table,
-        rejection_reason as rule,
-        cast(raw_record as {{ dbt.type_string() }}) as raw_record,
+        source_table,
+        rule,
+        raw_record,
         1 as n_raw_lines
-    from {{ ref('base_shop__' ~ source_table) }}
-    where rejection_reason is not null
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+    from findings
+    where column_name is null
 
 ),
 
