@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ml.cli import data, modelling, models, privacy, steps, terminal
+from ml.cli import data, modelling, models, privacy, spark, steps, terminal
 
 app = typer.Typer(
     name="segmart",
@@ -18,6 +18,7 @@ app.add_typer(data.app)
 app.add_typer(modelling.app)
 app.add_typer(steps.app)
 app.add_typer(privacy.app)
+app.add_typer(spark.app)
 app.add_typer(models.app, name="models")
 
 

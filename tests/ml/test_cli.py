@@ -12,7 +12,18 @@ from typer.testing import CliRunner, Result
 from ml.cli import app
 from tests.ml.synthetic import single_threaded, synthetic_warehouse  # noqa: F401 - an autouse fixture
 
-COMMANDS = ("generate", "build", "train", "score", "run", "export", "publish", "report", "forget")
+COMMANDS = (
+    "generate",
+    "build",
+    "train",
+    "score",
+    "run",
+    "export",
+    "publish",
+    "report",
+    "forget",
+    "import-spark",
+)
 TRAIN_OPTIONS = ("--algorithm", "logistic_regression", "--segments", "3")
 
 
