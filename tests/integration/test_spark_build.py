@@ -3,23 +3,30 @@ session (dbt-spark, `method: session`) from the same raw files gives the same ta
 
 Spark runs dbt in a subprocess from a scratch directory: the session keeps a Derby metastore
 and its tables there (SEGMART_SPARK_DIR), and Derby admits one process at a time. The Spark
-tables are Parquet files under spark-warehouse/, read here with pyarrow: no second JVM.
+tables are Parquet files under spark-warehouse/, read here with pyarrow: no second JVM but
+one, for `segmart import-spark` at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
+from click.testing import Result
 
 from ml.config import DBT_PROJECT_DIR, PROFILES_DIR, Settings
 from ml.run.build import run_dbt
@@ -310,6 +317,115 @@ def _customers_across_a_split(
     return set(across.index[across])
 
 
+# --- Marketing marts on Spark: the same SQL as on DuckDB, over the SQL scores ---
+
+# The grain of each marketing mart; every mart of the `marketing` selector is compared.
+MARKETING_MARTS = {
+    "marketing.rfm_scores": ["customer_id"],
+    "marketing.audience_candidates": ["customer_id", "audience"],
+    "marketing.campaign_audiences": ["customer_id", "audience"],
+    "marketing.customer_recommendations": ["customer_id", "rank"],
+    "marketing.audience_summary": ["audience"],
+    "marketing.segment_summary": ["segment_id"],
+    "marketing.rfm_group_summary": ["rfm_group"],
+    "marketing.lifecycle_summary": ["lifecycle_stage"],
+    "marketing.campaign_results": ["campaign_id"],
+    "marketing.audience_lift": ["campaign_key"],
+    "marketing.segment_membership_history": ["as_of", "model_id", "segment_id"],
+    "marketing.segment_transitions": ["from_as_of", "from_segment_id", "to_segment_id"],
+}
+# The DuckDB side's segment_profiles and score history are Python's: a description the SQL
+# profiles have not, the run's time and predicted revenue.
+NOT_COMPARED_WITH_PYTHON = {"description", "scored_at", "predicted_revenue"}
+
+
+@pytest.fixture(scope="module")
+def duckdb_marketing(
+    raw_dir: Path,
+    duckdb_champion: Settings,
+    spark_warehouse: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """The marketing marts built on DuckDB over the Spark build's customer_scores (the SQL
+    scores, without reasons and value columns): both engines' marketing SQL reads one input."""
+    root = tmp_path_factory.mktemp("spark_marketing_on_duckdb")
+    shutil.copy(duckdb_champion.warehouse, root / "segmart.duckdb")
+    settings = make_settings(raw_dir, root / "segmart.duckdb", root)
+    table_dir = spark_warehouse / "predictions.db" / "customer_scores"
+    spark_scores = ds.dataset(table_dir).to_table()
+    with duckdb.connect(str(settings.warehouse)) as connection:
+        connection.register("spark_scores", spark_scores)
+        connection.execute(
+            "create or replace table predictions.customer_scores as select * from spark_scores"
+        )
+    run_dbt(settings, f"build --selector marketing {WITHOUT_TESTS}")
+    return settings.warehouse
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps as naive UTC and missing values as None: the two readers' spellings."""
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
+@pytest.mark.parametrize("mart", sorted(MARKETING_MARTS))
+def test_marketing_marts_on_spark_equal_duckdbs_on_the_same_scores(
+    duckdb_marketing: Path, spark_warehouse: Path, mart: str
+) -> None:
+    keys = MARKETING_MARTS[mart]
+    on_duckdb = _plain(comparable(read_duckdb(duckdb_marketing, mart), keys))
+    on_spark = _plain(comparable(read_spark(spark_warehouse, mart), keys))
+    assert list(on_spark.columns) == list(on_duckdb.columns)
+    assert len(on_spark) == len(on_duckdb)
+    compared = [c for c in on_duckdb.columns if c not in NOT_COMPARED_WITH_PYTHON]
+    assert mismatched_columns(on_duckdb[compared], on_spark[compared]) == []
+
+
+def test_the_marketing_comparison_covers_selections_and_rfm_groups(spark_warehouse: Path) -> None:
+    """The shop is big enough for the comparison to mean something: audiences select
+    customers, every RFM group (the one spelled with a quote too) has members."""
+    audiences = read_spark(spark_warehouse, "marketing.campaign_audiences")
+    assert len(audiences) > 0 and audiences["is_control"].any()
+    groups = set(read_spark(spark_warehouse, "marketing.rfm_scores")["rfm_group"])
+    assert "Can't lose them" in groups and len(groups) == 12
+
+
+def test_spark_customer_scores_have_python_columns_reasons_and_values_null(
+    duckdb_champion: Settings, spark_warehouse: Path, spark_sql_scores: pd.DataFrame
+) -> None:
+    on_spark = read_spark(spark_warehouse, "predictions.customer_scores")
+    on_duckdb = read_duckdb(duckdb_champion.warehouse, "predictions.customer_scores")
+    assert list(on_spark.columns) == list(on_duckdb.columns)
+    scored_in_sql = list(spark_sql_scores.columns)
+    by_customer = ["customer_id"]
+    assert comparable(on_spark[scored_in_sql], by_customer).equals(
+        comparable(spark_sql_scores, by_customer)
+    )
+    python_only = [c for c in on_duckdb.columns if c not in scored_in_sql]
+    assert on_spark[python_only].isna().all().all()
+    assert on_duckdb[python_only].notna().any().all()
+
+
+def test_spark_segment_profiles_equal_pythons(
+    duckdb_champion: Settings, spark_warehouse: Path
+) -> None:
+    """The SQL profiles against `segmart score`'s: the same sums; the mean probability only
+    within 1e-3, as a customer across a split scores differently (see above)."""
+    profiles = "predictions.segment_profiles"
+    on_duckdb = comparable(read_duckdb(duckdb_champion.warehouse, profiles), ["segment_id"])
+    on_spark = comparable(read_spark(spark_warehouse, profiles), ["segment_id"])
+    assert list(on_spark.columns) == list(on_duckdb.columns)
+    assert on_spark["description"].isna().all()
+    exact = [c for c in on_duckdb.columns if c not in {"description", "mean_purchase_probability"}]
+    assert mismatched_columns(on_duckdb[exact], on_spark[exact]) == []
+    difference = on_duckdb["mean_purchase_probability"] - on_spark["mean_purchase_probability"]
+    assert difference.abs().max() <= 1e-3
+
+
 # --- Training on the Spark build: its marts through Arrow into a DuckDB file on the driver ---
 
 
@@ -362,3 +478,160 @@ def test_training_on_the_spark_build_gives_the_duckdb_build_metrics(
     assert spark_metrics.keys() == duckdb_metrics.keys() and duckdb_metrics
     for metric, value in duckdb_metrics.items():
         assert spark_metrics[metric] == pytest.approx(value, abs=1e-9), metric
+
+
+# --- segmart import-spark: the Spark build read through a live session, as on a cluster ---
+# One JVM for the section: a classic session on the build's metastore (--spark-dir) that also
+# serves Spark Connect (what `remote("local")` starts), which --remote then reads over gRPC.
+
+SAMPLED_ROWS = 500  # of the 1,302 training examples: the sample crosses, not the table
+EXAMPLE_KEY = "customer_id, snapshot_on from ml.training_examples"
+
+
+@pytest.fixture(scope="module")
+def spark_connect_port(spark_warehouse: Path) -> Iterator[int]:
+    """The build's metastore open in this process (`local_session`), with Spark Connect."""
+    from pyspark import SparkContext
+
+    from ml.spark_marts import local_session
+
+    assert SparkContext._gateway is None, "a JVM already runs here: its options would stay"
+    port = _free_port()
+    submit_args = (
+        "--conf spark.plugins=org.apache.spark.sql.connect.SparkConnectPlugin"
+        f" --conf spark.connect.grpc.binding.port={port} pyspark-shell"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYSPARK_SUBMIT_ARGS", submit_args)
+        with local_session(spark_warehouse.parent):
+            yield port
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _segmart(*args: str) -> Result:
+    from typer.testing import CliRunner
+
+    from ml.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def _imported(warehouse: Path, table: str, keys: list[str]) -> pd.DataFrame:
+    return comparable(read_duckdb(warehouse, table), keys)
+
+
+def _values(frame: pd.DataFrame) -> list[list[object]]:
+    """Rows of plain values, missing ones None: pandas spells a null integer two ways."""
+    return frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
+
+
+def test_import_spark_copies_the_local_build_with_trainings_sample(
+    duckdb_warehouse: Path,
+    spark_warehouse: Path,
+    spark_connect_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """--spark-dir: the examples training would sample on the DuckDB build, and no more,
+    cross; the scores and every marketing mart come along; then `segmart report` works."""
+    from ml.cli.spark import DEFAULT_MAX_TRAINING_ROWS
+    from ml.modelling.examples import customer_sample
+    from ml.modelling.training import TrainOptions
+    from ml.spark_marts import DRIVER_TABLES
+
+    assert TrainOptions().max_training_rows == DEFAULT_MAX_TRAINING_ROWS
+    root = tmp_path_factory.mktemp("import_spark_local")
+    warehouse = root / "segmart.duckdb"
+    done = _segmart(
+        "import-spark",
+        "--spark-dir",
+        str(spark_warehouse.parent),
+        "--warehouse",
+        str(warehouse),
+        "--max-training-rows",
+        str(SAMPLED_ROWS),
+        "--json",
+    )
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert summary["missing"] == []
+
+    with duckdb.connect(str(duckdb_warehouse), read_only=True) as connection:
+        n_rows = connection.execute("select count(*) from ml.training_examples").fetchone()[0]
+        where, params = customer_sample(n_rows, SAMPLED_ROWS)
+        expected = connection.execute(f"select {EXAMPLE_KEY} {where}", params).fetchall()
+    assert summary["n_training_rows_on_spark"] == n_rows > SAMPLED_ROWS
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        imported = connection.execute(f"select {EXAMPLE_KEY}").fetchall()
+    assert where and 0 < len(imported) < n_rows
+    assert set(imported) == set(expected)
+    assert _column_types(warehouse) == _column_types(duckdb_warehouse)
+
+    marketing = {name for name in summary["rows"] if name.startswith("marketing.")}
+    assert marketing == set(MARKETING_MARTS)
+    assert set(summary["rows"]) >= {*DRIVER_TABLES, "predictions.customer_scores"}
+    scores = ["customer_id"]
+    assert _values(_imported(warehouse, "predictions.customer_scores", scores)) == _values(
+        comparable(read_spark(spark_warehouse, "predictions.customer_scores"), scores)
+    )
+    report = _segmart("report", "--warehouse", str(warehouse))
+    assert report.exit_code == 0, report.output
+    assert (root / "reports" / "segmart_report.html").stat().st_size > 0
+
+
+def test_import_spark_over_spark_connect_equals_the_parquet_files(
+    raw_dir: Path,
+    spark_warehouse: Path,
+    spark_connect_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """--remote: a cluster's tables through Spark Connect's Arrow are the build's own rows
+    and types, which training on the build's files (above) gives DuckDB's metrics with."""
+    from ml.spark_marts import DRIVER_TABLES, import_local_build
+
+    root = tmp_path_factory.mktemp("import_spark_remote")
+    warehouse = root / "segmart.duckdb"
+    # Its own process, as a driver elsewhere: pyspark has no Connect session beside a classic one.
+    url = f"sc://localhost:{spark_connect_port}"
+    command = ["-m", "ml.cli", "import-spark", "--remote", url, "--warehouse", str(warehouse)]
+    done = subprocess.run([sys.executable, *command], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from_files = tmp_path_factory.mktemp("import_spark_files") / "segmart.duckdb"
+    import_local_build(spark_warehouse, from_files)
+    assert _column_types(warehouse) == _column_types(from_files)
+    for table in DRIVER_TABLES:
+        columns = list(read_duckdb(from_files, table).columns)
+        keys = [c for c in ("customer_id", "snapshot_on", "as_of") if c in columns] or columns
+        on_connect = _imported(warehouse, table, keys)
+        on_files = _imported(from_files, table, keys)
+        assert len(on_connect) == len(on_files) > 0, table
+        assert mismatched_columns(on_files, on_connect) == [], table
+
+
+def test_import_spark_names_a_missing_required_table_and_its_dbt_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build without the ML marts: one line naming the table and the build, exit 1."""
+
+    class WithoutDailyRevenue:
+        def tableExists(self, name: str) -> bool:  # noqa: N802 - Spark's catalog
+            return name != "ml.daily_revenue"
+
+    @contextlib.contextmanager
+    def session(url: str) -> Iterator[SimpleNamespace]:
+        yield SimpleNamespace(catalog=WithoutDailyRevenue())
+
+    monkeypatch.setattr("ml.spark_marts.remote_session", session)
+    warehouse = tmp_path / "segmart.duckdb"
+    url = "sc://cluster:15002"
+    done = _segmart("import-spark", "--remote", url, "--warehouse", str(warehouse))
+    assert done.exit_code == 1
+    assert done.output.strip().splitlines() == [
+        "error: ml.daily_revenue is not in the Spark build sc://cluster:15002: build it first"
+        " (`dbt build --selector warehouse --target spark`)"
+    ]
+    assert not warehouse.exists()

@@ -3,6 +3,13 @@
 {#- Contact cap: this many contacts in the cap's days before as_of and a customer rests. -#}
 {%- set max_contacts = var('contact_cap_max_contacts') | int -%}
 {%- set cap_days = var('contact_cap_days') | int -%}
+{#- Scores older than the features fail the query with this message. -#}
+{%- set stale_scores_message -%}
+    'predictions.customer_scores is as of '
+    || cast(customer_scores.as_of as {{ dbt.type_string() }})
+    || ' but the features are as of ' || cast(rfm_scores.as_of as {{ dbt.type_string() }})
+    || ': run `segmart score` after `segmart build`'
+{%- endset -%}
 
 with
 
@@ -98,7 +105,7 @@ recent_contacts as (
         not campaign_touches.is_control
         and campaign_touches.sent_at < cast(scoring_as_of.as_of as timestamp)
         and campaign_touches.sent_at >= cast(
-            {{ dbt.dateadd('day', -cap_days, 'scoring_as_of.as_of') }} as timestamp
+            {{ days_after('scoring_as_of.as_of', -cap_days) }} as timestamp
         )
 
     union all
@@ -112,7 +119,7 @@ recent_contacts as (
         not exported_audience_members.is_control
         and exported_audience_members.exported_on < scoring_as_of.as_of
         and exported_audience_members.exported_on
-        >= cast({{ dbt.dateadd('day', -cap_days, 'scoring_as_of.as_of') }} as date)
+        >= cast({{ days_after('scoring_as_of.as_of', -cap_days) }} as date)
 
 ),
 
@@ -137,15 +144,9 @@ rules as (
         offer,
         max_size,
         coalesce(control_share, {{ default_control_share }}) as control_share,
-        list_transform(
-            string_split(nullif(trim(segment_names), ''), '|'), lambda name: trim(name)
-        ) as segment_names,
-        list_transform(
-            string_split(nullif(trim(rfm_groups), ''), '|'), lambda name: trim(name)
-        ) as rfm_groups,
-        list_transform(
-            string_split(nullif(trim(lifecycle_stages), ''), '|'), lambda name: trim(name)
-        ) as lifecycle_stages,
+        {{ pipe_list("nullif(trim(segment_names), '')") }} as segment_names,
+        {{ pipe_list("nullif(trim(rfm_groups), '')") }} as rfm_groups,
+        {{ pipe_list("nullif(trim(lifecycle_stages), '')") }} as lifecycle_stages,
         coalesce(min_decile, 1) as min_decile,
         coalesce(max_decile, 10) as max_decile
     from playbook
@@ -179,11 +180,7 @@ scored_customers as (
     -- A check in the where clause, not the select list, so the optimizer cannot prune it away.
     where
         customer_scores.as_of = rfm_scores.as_of
-        or error(
-            'predictions.customer_scores is as of ' || cast(customer_scores.as_of as varchar)
-            || ' but the features are as of ' || cast(rfm_scores.as_of as varchar)
-            || ': run `segmart score` after `segmart build`'
-        )
+        or {{ raise_error(stale_scores_message) }}
 
 ),
 
@@ -201,15 +198,15 @@ matched as (
     inner join rules
         on (
             rules.segment_names is null
-            or list_contains(rules.segment_names, scored_customers.segment_name)
+            or {{ list_has('rules.segment_names', 'scored_customers.segment_name') }}
         )
         and (
             rules.rfm_groups is null
-            or list_contains(rules.rfm_groups, scored_customers.rfm_group)
+            or {{ list_has('rules.rfm_groups', 'scored_customers.rfm_group') }}
         )
         and (
             rules.lifecycle_stages is null
-            or list_contains(rules.lifecycle_stages, scored_customers.lifecycle_stage)
+            or {{ list_has('rules.lifecycle_stages', 'scored_customers.lifecycle_stage') }}
         )
         and scored_customers.propensity_decile between rules.min_decile and rules.max_decile
     -- Only customers who consent to the audience's channel match it.
@@ -273,7 +270,7 @@ drawn as (
 
     select
         *,
-        cast(('0x' || substr(md5(customer_id || '|' || audience), 1, 8)) as ubigint)
+        {{ hex_to_number("substr(md5(customer_id || '|' || audience), 1, 8)") }}
         / 4294967296.0 as control_draw
     from selected
 

@@ -89,7 +89,7 @@ member_outcomes as (
         and orders.is_counted_purchase
         and measured_members.first_sent_at <= orders.ordered_at
         and orders.ordered_at
-        < {{ dbt.dateadd('day', window_days, 'measured_members.first_sent_at') }}
+        < {{ days_after('measured_members.first_sent_at', window_days) }}
         and orders.ordered_at < cast(as_of.as_of_on as timestamp)
     group by
         measured_members.campaign_key,
@@ -237,7 +237,7 @@ final as (
         judged.is_too_small_to_conclude,
         judged.is_conversion_lift_significant,
         judged.is_revenue_lift_significant,
-        {{ dbt.dateadd('day', window_days, 'judged.first_sent_at') }}
+        {{ days_after('judged.first_sent_at', window_days) }}
         <= cast(as_of.as_of_on as timestamp) as is_window_complete,
 
         -- dates and timestamps

@@ -57,16 +57,24 @@ aggregated_to_audiences as (
 
 -- Segment names are the ML step's and can change with a retrained model: a playbook row naming
 -- a segment that no longer exists silently matches nobody, so it is counted here and tested.
+listed_segment_names as (
+
+    select
+        audience,
+        {{ list_items(pipe_list("nullif(trim(segment_names), '')")) }} as segment_name
+    from playbook
+
+),
+
 unmatched_segment_names as (
 
     select
-        playbook.audience,
+        listed_segment_names.audience,
         count(*) filter (where segment_profiles.segment_name is null) as n_unmatched
-    from playbook
-    cross join unnest(string_split(nullif(trim(playbook.segment_names), ''), '|')) as listed (name)
+    from listed_segment_names
     left join segment_profiles
-        on trim(listed.name) = segment_profiles.segment_name
-    group by playbook.audience
+        on listed_segment_names.segment_name = segment_profiles.segment_name
+    group by listed_segment_names.audience
 
 ),
 

@@ -32,19 +32,23 @@ as_of as (
 customer_touches as (
 
     select
-        campaign_touches.campaign_id,
-        campaign_touches.customer_id,
-        campaign_touches.channel,
-        campaign_touches.is_control,
-        campaign_touches.sent_at
-    from campaign_touches
-    cross join as_of
-    where campaign_touches.sent_at < cast(as_of.as_of_on as timestamp)
-    qualify
-        row_number() over (
-            partition by campaign_touches.campaign_id, campaign_touches.customer_id
-            order by campaign_touches.sent_at asc, campaign_touches.touch_id asc
-        ) = 1
+        campaign_id,
+        customer_id,
+        channel,
+        is_control,
+        sent_at
+    from (
+        select
+            campaign_touches.*,
+            row_number() over (
+                partition by campaign_touches.campaign_id, campaign_touches.customer_id
+                order by campaign_touches.sent_at asc, campaign_touches.touch_id asc
+            ) as send_rank
+        from campaign_touches
+        cross join as_of
+        where campaign_touches.sent_at < cast(as_of.as_of_on as timestamp)
+    ) as ranked_touches
+    where send_rank = 1
 
 ),
 
@@ -62,7 +66,7 @@ conversions as (
         on customer_touches.customer_id = orders.customer_id
         and orders.is_counted_purchase
         and customer_touches.sent_at <= orders.ordered_at
-        and orders.ordered_at < customer_touches.sent_at + to_days({{ window_days }})
+        and orders.ordered_at < {{ days_after('customer_touches.sent_at', window_days) }}
         and orders.ordered_at < cast(as_of.as_of_on as timestamp)
     group by customer_touches.campaign_id, customer_touches.customer_id
 
@@ -72,7 +76,7 @@ aggregated_to_campaigns as (
 
     select
         customer_touches.campaign_id,
-        mode(customer_touches.channel order by customer_touches.channel) as channel,
+        {{ lowest_mode('customer_touches.channel') }} as channel,
         min(customer_touches.sent_at) as first_sent_at,
         max(customer_touches.sent_at) as last_sent_at,
         count(*) filter (where not customer_touches.is_control) as n_treatment,
@@ -156,7 +160,7 @@ final as (
             or lifts.absolute_lift + 1.959964 * lifts.lift_standard_error < 0,
             false
         ) as is_significant,
-        lifts.last_sent_at + to_days({{ window_days }}) <= cast(as_of.as_of_on as timestamp)
+        {{ days_after('lifts.last_sent_at', window_days) }} <= cast(as_of.as_of_on as timestamp)
             as is_window_complete,
 
         -- dates and timestamps

@@ -206,17 +206,31 @@ eligible as (
     from candidates
     inner join customer_scores
         on candidates.customer_id = customer_scores.customer_id
-    anti join recent_categories
+    left join recent_categories
         on candidates.customer_id = recent_categories.customer_id
         and candidates.category = recent_categories.category
+    where recent_categories.customer_id is null
 
 ),
 
 -- A category found by both sources keeps its co-purchase reason.
 deduplicated as (
 
-    select * from eligible
-    qualify row_number() over (partition by customer_id, category order by source_order) = 1
+    select
+        customer_id,
+        category,
+        score,
+        source,
+        source_order
+    from (
+        select
+            *,
+            row_number() over (
+                partition by customer_id, category order by source_order
+            ) as source_rank
+        from eligible
+    ) as ranked_sources
+    where source_rank = 1
 
 ),
 

@@ -48,7 +48,7 @@ final as (
             when 'Promising' then 5
             when 'Need attention' then 6
             when 'About to sleep' then 7
-            when 'Can''t lose them' then 8
+            when {{ string_literal("Can't lose them") }} then 8
             when 'At risk' then 9
             when 'Hibernating' then 10
             when 'Lost' then 11

@@ -28,16 +28,21 @@ buyers as (
 ),
 
 -- A quintile of the rank, not ntile(): equal values share a score whatever the row order, so two
--- customers with the same history never land in different cells.
+-- customers with the same history never land in different cells. Integers, so that rfm_cell
+-- reads '545' (floor() is a double on DuckDB).
 scored as (
 
     select
         *,
-        1 + floor(
+        cast(1 + floor(
             5 * (rank() over (order by days_since_last_order desc) - 1) / count(*) over ()
-        ) as recency_score,
-        1 + floor(5 * (rank() over (order by n_orders) - 1) / count(*) over ()) as frequency_score,
-        1 + floor(5 * (rank() over (order by revenue) - 1) / count(*) over ()) as monetary_score
+        ) as integer) as recency_score,
+        cast(
+            1 + floor(5 * (rank() over (order by n_orders) - 1) / count(*) over ()) as integer
+        ) as frequency_score,
+        cast(
+            1 + floor(5 * (rank() over (order by revenue) - 1) / count(*) over ()) as integer
+        ) as monetary_score
     from buyers
 
 ),
@@ -55,7 +60,7 @@ grouped as (
             when recency_score = 4 then 'Promising'
             when recency_score = 3 and frequency_score = 3 then 'Need attention'
             when recency_score = 3 then 'About to sleep'
-            when frequency_score = 5 then 'Can''t lose them'
+            when frequency_score = 5 then {{ string_literal("Can't lose them") }}
             when frequency_score >= 3 then 'At risk'
             when recency_score = 1 and frequency_score = 1 then 'Lost'
             else 'Hibernating'
@@ -108,9 +113,9 @@ final as (
         customer_id,
 
         -- strings
-        cast(recency_score as varchar)
-        || cast(frequency_score as varchar)
-        || cast(monetary_score as varchar) as rfm_cell,
+        cast(recency_score as {{ dbt.type_string() }})
+        || cast(frequency_score as {{ dbt.type_string() }})
+        || cast(monetary_score as {{ dbt.type_string() }}) as rfm_cell,
         rfm_group,
         lifecycle_stage,
 

@@ -85,7 +85,7 @@ aggregated_to_segments as (
         sum(revenue) as revenue,
         avg(n_orders) as mean_n_orders,
         avg(days_since_last_order) as mean_days_since_last_order,
-        mode(rfm_group order by rfm_group) as most_common_rfm_group
+        {{ lowest_mode('rfm_group') }} as most_common_rfm_group
     from scored_customers
     group by segment_id
 
