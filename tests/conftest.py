@@ -119,3 +119,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return marker.args[0] if marker and marker.args else None
 
     items.sort(key=lambda item: group(item) not in LONG_GROUPS)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run when `--dist loadgroup` ignores the groups (pytest 9.2 with xdist 3.8):
+    each worker would build every expensive module fixture again, doubling `make test`."""
+    if not session.config.getoption("loadgroup", default=False):
+        return
+    ungrouped = [
+        item.nodeid
+        for item in session.items
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid
+    ]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"pytest-xdist did not group {ungrouped[0]} (and {len(ungrouped) - 1} more):"
+            " install the pinned pytest (constraints.txt)"
+        )
