@@ -132,31 +132,33 @@
 {%- endmacro %}
 
 
-{#- How feature_stats replaces the rows of the as_of it fits and keeps the others: delete+insert
-    by fitted_as_of; Spark tables (parquet) have no delete, so they overwrite that partition
-    (profiles.yml sets spark.sql.sources.partitionOverwriteMode to dynamic). -#}
-{% macro statistics_overwrite_strategy() %}
-    {{- return(adapter.dispatch('statistics_overwrite_strategy')()) -}}
+{#- How an incremental model replaces the slices (unique_key values) a run writes and keeps
+    the others: delete+insert; Spark's Parquet tables have no delete, so they overwrite those
+    partitions (profiles.yml sets spark.sql.sources.partitionOverwriteMode to dynamic). Used by
+    feature_stats (by fitted_as_of) and customer_score_history (by as_of, model_id). -#}
+{% macro slice_overwrite_strategy() %}
+    {{- return(adapter.dispatch('slice_overwrite_strategy')()) -}}
 {% endmacro %}
 
-{% macro default__statistics_overwrite_strategy() %}
+{% macro default__slice_overwrite_strategy() %}
     {{- return('delete+insert') -}}
 {% endmacro %}
 
-{% macro spark__statistics_overwrite_strategy() %}
+{% macro spark__slice_overwrite_strategy() %}
     {{- return('insert_overwrite') -}}
 {% endmacro %}
 
-{% macro statistics_partitions() %}
-    {{- return(adapter.dispatch('statistics_partitions')()) -}}
+{#- The partition columns that strategy overwrites by: the slice's key on Spark, none elsewhere. -#}
+{% macro slice_partitions(columns) %}
+    {{- return(adapter.dispatch('slice_partitions')(columns)) -}}
 {% endmacro %}
 
-{% macro default__statistics_partitions() %}
+{% macro default__slice_partitions(columns) %}
     {{- return(none) -}}
 {% endmacro %}
 
-{% macro spark__statistics_partitions() %}
-    {{- return(['fitted_as_of']) -}}
+{% macro spark__slice_partitions(columns) %}
+    {{- return(columns) -}}
 {% endmacro %}
 
 

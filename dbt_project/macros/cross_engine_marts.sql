@@ -102,31 +102,3 @@
 {% macro spark__days_after(timestamp, days) -%}
     ({{ timestamp }} + make_interval(0, 0, 0, {{ days }}))
 {%- endmacro %}
-
-
-{#- How customer_score_history replaces the (as_of, model_id) slice a run scores: delete+insert;
-    Spark's Parquet tables have no delete, so they overwrite that partition (dynamic overwrite,
-    profiles.yml). -#}
-{% macro score_history_strategy() %}
-    {{- return(adapter.dispatch('score_history_strategy')()) -}}
-{% endmacro %}
-
-{% macro default__score_history_strategy() %}
-    {{- return('delete+insert') -}}
-{% endmacro %}
-
-{% macro spark__score_history_strategy() %}
-    {{- return('insert_overwrite') -}}
-{% endmacro %}
-
-{% macro score_history_partitions() %}
-    {{- return(adapter.dispatch('score_history_partitions')()) -}}
-{% endmacro %}
-
-{% macro default__score_history_partitions() %}
-    {{- return(none) -}}
-{% endmacro %}
-
-{% macro spark__score_history_partitions() %}
-    {{- return(['as_of', 'model_id']) -}}
-{% endmacro %}

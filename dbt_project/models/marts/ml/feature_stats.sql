@@ -4,8 +4,8 @@
     config(
         materialized='incremental',
         unique_key='fitted_as_of',
-        incremental_strategy=statistics_overwrite_strategy(),
-        partition_by=statistics_partitions(),
+        incremental_strategy=slice_overwrite_strategy(),
+        partition_by=slice_partitions(['fitted_as_of']),
         on_schema_change='fail',
     )
 }}

@@ -1,12 +1,12 @@
 {#- Incremental and never fully refreshed: the history of past runs cannot be rebuilt. Each
     (as_of, model_id) slice is replaced whole, as `segmart score` replaces it (on Spark by
-    overwriting its partition: macros/cross_engine_marts.sql). -#}
+    overwriting its partition: macros/cross_engine.sql). -#}
 {{
     config(
         materialized='incremental',
         unique_key=['as_of', 'model_id'],
-        incremental_strategy=score_history_strategy(),
-        partition_by=score_history_partitions(),
+        incremental_strategy=slice_overwrite_strategy(),
+        partition_by=slice_partitions(['as_of', 'model_id']),
         full_refresh=false,
         on_schema_change='append_new_columns'
     )
