@@ -159,21 +159,81 @@
 {%- endmacro %}
 
 
-{#- The staging model's filter: every row on a full build; on an incremental run the rows of
-    the keys to rebuild, or every row when it must rebuild whole. -#}
-{% macro rows_to_restage(key_column, keys_sql, tables) %}
-    {% if not is_incremental() %}{{ return('true') }}{% endif %}
-    {{ return("(" ~ must_rebuild_whole(tables) ~ " or " ~ key_column ~ " in (" ~ keys_sql ~ "))") }}
+{#- The table in which an incremental run of this model keeps the keys it rebuilds: its
+    pre_hook computes them once, its query and post_hook read them. -#}
+{% macro _keys_to_restage() -%}
+    raw_history.{{ this.identifier }}__keys_to_restage
+{%- endmacro %}
+
+
+{#- Whether this model rebuilds whole (must_rebuild_whole), decided when it is rendered: its
+    filters are then plain semi-joins (an `or exists` made DuckDB test every row). -#}
+{% macro _rebuilds_whole(tables) %}
+    {% if not execute %}{{ return(false) }}{% endif %}
+    {{ return(run_query("select " ~ must_rebuild_whole(tables)).columns[0].values()[0]) }}
 {% endmacro %}
 
 
-{#- pre_hook of an incremental staging model: drop the keys it is about to rebuild, or every
-    row when it must rebuild whole. -#}
-{% macro delete_keys_to_rebuild(key_column, keys_sql, tables) %}
-    {% if not is_incremental() %}{{ return('') }}{% endif %}
+{#- The staging model's filter: every row on a full build; on an incremental run the rows of
+    the keys to rebuild, or every row when it must rebuild whole. -#}
+{% macro rows_to_restage(key_column, tables) %}
+    {% if not is_incremental() or _rebuilds_whole(tables) %}{{ return('true') }}{% endif %}
+    {{ return(key_column ~ " in (select " ~ key_column ~ " from " ~ _keys_to_restage() ~ ")") }}
+{% endmacro %}
+
+
+{#- pre_hook of an incremental staging model. On an incremental run: keep the keys to rebuild
+    (`keys_sql`) in a table, log the customers whose staged rows change (`customers_sql`: the
+    customers of the keys in that table, before they are deleted), and delete those keys. On a
+    full build, or one that must rebuild whole: log that every customer changes (the entries
+    before say nothing more) and delete every row. The customer-day aggregates read the log
+    (macros/incremental_aggregates.sql). -#}
+{% macro delete_keys_to_rebuild(key_column, keys_sql, tables, customers_sql) %}
+    {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
+    {% set log = "insert into raw_history.restaged_customers select '" ~ this.identifier ~ "', " %}
+    {% if not is_incremental() or _rebuilds_whole(tables) %}
+        {{ return(
+            "create or replace table " ~ _keys_to_restage() ~ " as select cast(null as varchar) as "
+            ~ key_column ~ " where false; delete from raw_history.restaged_customers where"
+            ~ " model_name = '" ~ this.identifier ~ "'; " ~ log ~ "null, true, " ~ loaded_at()
+            ~ ("; delete from " ~ this if is_incremental() else "")
+        ) }}
+    {% endif %}
     {{ return(
-        "delete from " ~ this ~ " where " ~ must_rebuild_whole(tables)
-        ~ " or " ~ key_column ~ " in (" ~ keys_sql ~ ")"
+        "create or replace table " ~ _keys_to_restage() ~ " as select distinct " ~ key_column
+        ~ " from (" ~ keys_sql ~ ") as keys_in_increment; "
+        ~ log ~ "customer_id, false, " ~ loaded_at() ~ " from (" ~ customers_sql ~ ") as restaged; "
+        ~ "delete from " ~ this ~ " where " ~ key_column ~ " in (select " ~ key_column ~ " from "
+        ~ _keys_to_restage() ~ ")"
+    ) }}
+{% endmacro %}
+
+
+{#- The customers of this model's staged rows whose key is rebuilt this run (an anonymous web
+    event has none). -#}
+{% macro customers_of_restaged_keys(key_column) -%}
+    select distinct customer_id from {{ this }}
+    where
+        {{ key_column }} in (select {{ key_column }} from {{ _keys_to_restage() }})
+        and customer_id is not null
+{%- endmacro %}
+
+
+{#- The customers of the orders whose lines stg_shop__order_items rebuilds: lines carry no
+    customer (an order's earlier customer, if it changed, stg_shop__orders logged). -#}
+{% macro customers_of_restaged_orders() -%}
+    select distinct customer_id from {{ ref('stg_shop__orders') }}
+    where order_id in (select order_id from {{ _keys_to_restage() }})
+{%- endmacro %}
+
+
+{#- post_hook: log the customers of the rows an incremental run staged (see
+    delete_keys_to_rebuild; a full build logged every customer already). -#}
+{% macro log_restaged_customers(customers_sql) %}
+    {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
+    {{ return(
+        "insert into raw_history.restaged_customers select '" ~ this.identifier
+        ~ "', customer_id, false, " ~ loaded_at() ~ " from (" ~ customers_sql ~ ") as restaged"
     ) }}
 {% endmacro %}
 

@@ -45,6 +45,14 @@
         ~ " file_size bigint, modified_at timestamp, loaded_at timestamp,"
         ~ " max_stamped_at timestamp)"
     ) %}
+    {#- The customers whose staged rows each incremental staging model changed, and how far
+        each customer-day aggregate has re-aggregated them (macros/incremental_aggregates.sql). -#}
+    {% do run_query(
+        "create table if not exists raw_history.restaged_customers (model_name varchar,"
+        ~ " customer_id varchar, is_every_customer boolean, restaged_at timestamp);"
+        ~ " create table if not exists"
+        ~ " raw_history.reaggregated (model_name varchar, processed_through timestamp)"
+    ) %}
     {#- Forgotten customers (segmart forget) never land, so no rebuild brings them back. -#}
     {% do run_query(
         "create schema if not exists privacy; create table if not exists"

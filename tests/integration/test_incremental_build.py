@@ -1,10 +1,14 @@
 """Incremental runs: history, then the last week, gives the warehouse one full build gives.
 
-A generated shop's orders, order lines and web events are split into folders of drops
-(`orders/1-orders-history.parquet`, `orders/2-orders-week.parquet`). The history is built, the
-week added and built incrementally, the same increment run again, then late rows arrive: a new
-drop with a re-delivered old order and an order placed weeks ago, and the week's orders file
-rewritten with one more order inside the look-back; the week's order lines are withdrawn.
+A generated shop's orders, order lines, web events and customers are split into folders of
+drops (`orders/1-orders-history.parquet`, `orders/2-orders-week.parquet`): one customer who
+ordered in the history arrives only with the week (their rows orphans until then), an order
+and an event of a customer who never signs up are stamped half a minute after the history build
+starts (in the future until the week's build, orphans after), and a customer's city holds an
+undecodable byte (a quarantined value). The history is built, the week added and built
+incrementally, the same increment run again, then late rows arrive: a new drop with a
+re-delivered old order and an order placed weeks ago, and the week's orders file rewritten with
+one more order inside the look-back; the week's order lines are withdrawn.
 Every table compared (staging, features, quarantine, reconciliation) equals a full build of
 the final files.
 """
@@ -13,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -30,19 +35,27 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("incremental_buil
 
 N_CUSTOMERS = 600
 SEED = 11
-SPLIT_TABLES = ("orders", "order_items", "web_events")
+SPLIT_TABLES = ("orders", "order_items", "web_events", "customers")
 COMPARED_TABLES = (
     "staging.stg_shop__orders",
     "staging.stg_shop__order_items",
     "staging.stg_shop__web_events",
+    "intermediate.int_orders_aggregated_to_customer_days",
+    "intermediate.int_order_items_aggregated_to_customer_day_categories",
+    "intermediate.int_web_events_aggregated_to_customer_days",
     "ml.customer_features",
     "ml.training_examples",
     "core.quarantined_rows",
+    "core.quarantined_values",
     "core.data_reconciliation",
 )
 # Everything the compared tables need, and the data tests on it (the reconciliation's among them).
-SELECTED = "+customer_features +training_examples +data_reconciliation"
+SELECTED = "+customer_features +training_examples +data_reconciliation +quarantined_values"
 LOOKBACK_DAYS = 3
+# The near-future rows are stamped this long after the history build starts, the project parsed
+# already: after it lands its files (the on-run-start hooks), before the week's build does.
+NEAR_FUTURE = timedelta(seconds=30)
+NEVER_SIGNED_UP = "never-signed-up"
 
 
 @dataclass(frozen=True)
@@ -55,13 +68,20 @@ class Drops:
 
 
 def _split_by_week(source: Path, table: str, target: Path, cutoff: str) -> tuple[Path, Path]:
-    """Rows stamped in the last week (order lines: of an order placed then), and the rest."""
+    """Rows stamped in the last week (order lines: of an order placed then; customers: one who
+    ordered before it, the largest id), and the rest."""
+    orders = f"read_parquet('{source / 'orders.parquet'}')"
     in_week = {
         "orders": f"try_cast(ordered_at as timestamp) >= timestamp '{cutoff}'",
         "web_events": f"try_cast(event_at as timestamp) >= timestamp '{cutoff}'",
         "order_items": (
-            f"order_id in (select order_id from read_parquet('{source / 'orders.parquet'}')"
+            f"order_id in (select order_id from {orders}"
             f" where try_cast(ordered_at as timestamp) >= timestamp '{cutoff}')"
+        ),
+        "customers": (
+            f"customer_id = (select max(customer_id) from {orders}"
+            f" where try_cast(ordered_at as timestamp) < timestamp '{cutoff}' and customer_id in"
+            f" (select customer_id from read_parquet('{source / 'customers.parquet'}')))"
         ),
     }[table]
     history, week = target / f"{table}-history.parquet", target / f"{table}-week.parquet"
@@ -103,6 +123,51 @@ def _raw_dir(root: Path, drops: Drops, files: dict[str, list[Path]]) -> Path:
         for number, path in enumerate(paths, start=1):
             shutil.copy2(path, raw / table / f"{number}-{path.name}")
     return raw
+
+
+def _near_future_rows(drops: Drops, root: Path, stamped_at: datetime) -> dict[str, Path]:
+    """An order and a web event stamped `stamped_at`, of a customer who never signs up."""
+    files = {}
+    for table, key, stamp in (
+        ("orders", "order_id", "ordered_at"),
+        ("web_events", "event_id", "event_at"),
+    ):
+        files[table] = root / f"{table}-near-future.parquet"
+        duckdb.execute(
+            f"copy (select * replace ('near-future-' || {key} as {key}, '{NEVER_SIGNED_UP}'"
+            f" as customer_id, timestamp '{stamped_at.isoformat(sep=' ')}' as {stamp})"
+            f" from read_parquet('{drops.history[table]}') limit 1) to '{files[table]}'"
+        )
+    return files
+
+
+def _customer_with_undecodable_city(drops: Drops, root: Path) -> Path:
+    """A customer whose city holds a byte the encoding could not decode: a quarantined value."""
+    path = root / "customers-undecodable.parquet"
+    duckdb.execute(
+        "copy (select * replace ('undecodable-city' as customer_id, 'Lyon' || chr(65533) as city)"
+        f" from read_parquet('{drops.history['customers']}') limit 1) to '{path}'"
+    )
+    return path
+
+
+def _add_drops(raw: Path, files: dict[str, Path]) -> Path:
+    """Files named to sort before the numbered drops, whose numbers stay as they are."""
+    for table, path in files.items():
+        shutil.copy2(path, raw / table / f"0-{path.name}")
+    return raw
+
+
+def _rules_of(warehouse: Path, customer_id: str) -> set[tuple[str, str]]:
+    """The rules a customer's quarantined rows broke, per raw table."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return set(
+            con.execute(
+                "select distinct source_table, rule from intermediate.int_raw_rows_screened"
+                " where customer_id = ?",
+                [customer_id],
+            ).fetchall()
+        )
 
 
 def _settings(raw: Path, root: Path) -> Settings:
@@ -221,22 +286,66 @@ def _late_drops(drops: Drops, root: Path) -> tuple[Path, Path]:
     return late_drop, rewritten_week
 
 
+def _moved_order(drops: Drops, root: Path) -> tuple[Path, str, str]:
+    """A re-delivered history order naming another customer, who wins deduplication (same
+    time, smaller customer_id): the order moves, and its first customer loses it."""
+    history = f"read_parquet('{drops.history['orders']}')"
+    customers = f"read_parquet('{drops.whole_dir / 'customers.parquet'}')"
+    moved = root / "orders-moved.parquet"
+    duckdb.execute(
+        f"copy (select orders.* replace (customers.customer_id as customer_id)"
+        f" from {history} as orders inner join {customers} as customers"
+        " on customers.customer_id < orders.customer_id"
+        " and try_cast(customers.created_at as timestamp)"
+        " < try_cast(orders.ordered_at as timestamp)"
+        f" order by orders.order_id, customers.customer_id limit 1) to '{moved}'"
+    )
+    ((order_id, customer_id),) = duckdb.execute(
+        f"select order_id, customer_id from '{moved}'"
+    ).fetchall()
+    return moved, order_id, customer_id
+
+
 def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     drops: Drops, tmp_path: Path, private_target: None
 ) -> None:
-    incremental = _settings(
-        _raw_dir(tmp_path / "incremental", drops, {t: [drops.history[t]] for t in SPLIT_TABLES}),
-        tmp_path / "incremental",
+    history_dir = _raw_dir(
+        tmp_path / "incremental", drops, {t: [drops.history[t]] for t in SPLIT_TABLES}
     )
+    incremental = _settings(history_dir, tmp_path / "incremental")
+    # The first build's parse (a minute on a busy machine) must not delay its landing.
+    run_dbt(
+        incremental,
+        "compile",
+        dbt_vars(incremental, extra={"incremental_lookback_days": LOOKBACK_DAYS}),
+        select="base_shop__products",
+    )
+    near_future = datetime.now() + NEAR_FUTURE
+    extra_drops = _near_future_rows(drops, tmp_path, near_future) | {
+        "customers": _customer_with_undecodable_city(drops, tmp_path)
+    }
+    _add_drops(history_dir, extra_drops)
+    (arriving,) = duckdb.execute(
+        f"select any_value(customer_id) from '{drops.week['customers']}'"
+    ).fetchone()
     _build(incremental)
-    raw = _raw_dir(
-        tmp_path / "incremental",
-        drops,
-        {t: [drops.history[t], drops.week[t]] for t in SPLIT_TABLES},
+    history_rules = _rules_of(incremental.warehouse, arriving) | _rules_of(
+        incremental.warehouse, NEVER_SIGNED_UP
     )
+    # The week, with a history order re-delivered for another customer.
+    moved, moved_order, new_customer = _moved_order(drops, tmp_path)
+    week_files = {t: [drops.history[t], drops.week[t]] for t in SPLIT_TABLES}
+    week_files["orders"].append(moved)
+    raw = _add_drops(_raw_dir(tmp_path / "incremental", drops, week_files), extra_drops)
+    time.sleep(max(0.0, (near_future - datetime.now()).total_seconds() + 1))
     _build(incremental)
     after_week = tmp_path / "after_week.duckdb"
     shutil.copy(incremental.warehouse, after_week)
+    week_full_dir = tmp_path / "week_full"
+    week_full = _settings(
+        _add_drops(_raw_dir(week_full_dir, drops, week_files), extra_drops), week_full_dir
+    )
+    _build(week_full)
     _build(incremental)
     unchanged_by_a_rerun = _differences(after_week, incremental.warehouse)
 
@@ -263,6 +372,24 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     full = _settings(raw, tmp_path / "full")
     _build(full)
 
+    assert _differences(week_full.warehouse, after_week) == dict.fromkeys(COMPARED_TABLES, 0)
+    with duckdb.connect(str(after_week), read_only=True) as con:
+        assert con.execute(
+            "select customer_id from staging.stg_shop__orders where order_id = ?", [moved_order]
+        ).fetchall() == [(new_customer,)]
+    # The cases the increment must see (a parse so slow that the history lands after
+    # near_future fails here): orphans until their customer arrives, rows in the future until
+    # they are not.
+    assert {
+        ("orders", "orphan_customer_id"),
+        ("orders", "ordered_in_future"),
+        ("web_events", "event_in_future"),
+    } <= history_rules
+    assert ("orders", "orphan_customer_id") not in _rules_of(incremental.warehouse, arriving)
+    assert _rules_of(incremental.warehouse, NEVER_SIGNED_UP) == {
+        ("orders", "orphan_customer_id"),
+        ("web_events", "orphan_customer_id"),
+    }
     assert unchanged_by_a_rerun == dict.fromkeys(COMPARED_TABLES, 0)
     assert staged_again == {False: False, True: True}
     assert set(_channel_of(incremental.warehouse, [late, appended])) == {late, appended}

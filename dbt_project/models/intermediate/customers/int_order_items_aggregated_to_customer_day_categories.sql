@@ -1,14 +1,34 @@
+{#- Incremental on DuckDB: a run re-aggregates only the customers whose orders or lines were
+    staged again since it last ran, and every customer when the products file changed: a
+    product's category may have (macros/incremental_aggregates.sql). -#}
+{% set staging_models = ['stg_shop__orders', 'stg_shop__order_items'] %}
+{% set products_changed = raw_files_changed_since_read('products') %}
+{{ config(
+    materialized=staging_materialization(),
+    incremental_strategy='append',
+    pre_hook="{{ delete_customers_to_reaggregate(" ~ staging_models
+        ~ ", raw_files_changed_since_read('products')) }}",
+    post_hook=[
+        "{{ record_reaggregated(" ~ staging_models ~ ") }}",
+        "{{ record_loaded_files(['products']) }}",
+    ]
+) }}
+
 with
 
 orders as (
 
     select * from {{ ref('stg_shop__orders') }}
+    where {{ customers_to_reaggregate('customer_id', staging_models, products_changed) }}
 
 ),
 
 order_items as (
 
     select * from {{ ref('stg_shop__order_items') }}
+    {%- if is_incremental() %}
+    where order_id in (select order_id from orders)
+    {%- endif %}
 
 ),
 

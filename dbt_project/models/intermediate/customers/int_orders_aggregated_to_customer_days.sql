@@ -1,14 +1,28 @@
+{#- Incremental on DuckDB: a run re-aggregates only the customers whose orders or lines were
+    staged again since it last ran (macros/incremental_aggregates.sql). -#}
+{% set staging_models = ['stg_shop__orders', 'stg_shop__order_items'] %}
+{{ config(
+    materialized=staging_materialization(),
+    incremental_strategy='append',
+    pre_hook="{{ delete_customers_to_reaggregate(" ~ staging_models ~ ") }}",
+    post_hook="{{ record_reaggregated(" ~ staging_models ~ ") }}"
+) }}
+
 with
 
 orders as (
 
     select * from {{ ref('stg_shop__orders') }}
+    where {{ customers_to_reaggregate('customer_id', staging_models) }}
 
 ),
 
 order_items as (
 
     select * from {{ ref('stg_shop__order_items') }}
+    {%- if is_incremental() %}
+    where order_id in (select order_id from orders)
+    {%- endif %}
 
 ),
 

@@ -1,8 +1,18 @@
+{#- Incremental on DuckDB: a run re-aggregates only the customers whose events were staged
+    again since it last ran (macros/incremental_aggregates.sql). -#}
+{{ config(
+    materialized=staging_materialization(),
+    incremental_strategy='append',
+    pre_hook="{{ delete_customers_to_reaggregate(['stg_shop__web_events']) }}",
+    post_hook="{{ record_reaggregated(['stg_shop__web_events']) }}"
+) }}
+
 with
 
 web_events as (
 
     select * from {{ ref('stg_shop__web_events') }}
+    where {{ customers_to_reaggregate('customer_id', ['stg_shop__web_events']) }}
 
 ),
 

@@ -5,12 +5,11 @@
     materialized=staging_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_keys_to_rebuild('order_id', order_ids_of_lines_in_increment(), "
-        ~ read_tables ~ ") }}",
+        ~ read_tables ~ ", customers_of_restaged_orders()) }}",
     post_hook="{{ record_loaded_files(" ~ read_tables ~ ") }}"
 ) }}
-{#- Called only on an incremental run: a unit test gives no raw tables. -#}
-{% set keys_to_restage = order_ids_of_lines_in_increment() if is_incremental() else none %}
 -- depends_on: {{ ref('base_shop__orders') }}
+-- depends_on: {{ ref('stg_shop__orders') }}
 
 with
 
@@ -19,7 +18,7 @@ validated as (
     select * from {{ ref('base_shop__order_items') }}
     where
         rejection_reason is null
-        and {{ rows_to_restage('order_id', keys_to_restage, read_tables) }}
+        and {{ rows_to_restage('order_id', read_tables) }}
 
 ),
 

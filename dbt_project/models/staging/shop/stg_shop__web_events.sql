@@ -5,11 +5,12 @@
     materialized=staging_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_keys_to_rebuild('event_id', event_ids_in_increment(), "
-        ~ read_tables ~ ") }}",
-    post_hook="{{ record_loaded_files(" ~ read_tables ~ ") }}"
+        ~ read_tables ~ ", customers_of_restaged_keys('event_id')) }}",
+    post_hook=[
+        "{{ log_restaged_customers(customers_of_restaged_keys('event_id')) }}",
+        "{{ record_loaded_files(" ~ read_tables ~ ") }}",
+    ]
 ) }}
-{#- Called only on an incremental run: a unit test gives no raw tables. -#}
-{% set keys_to_restage = event_ids_in_increment() if is_incremental() else none %}
 
 with
 
@@ -18,7 +19,7 @@ validated as (
     select * from {{ ref('base_shop__web_events') }}
     where
         rejection_reason is null
-        and {{ rows_to_restage('event_id', keys_to_restage, read_tables) }}
+        and {{ rows_to_restage('event_id', read_tables) }}
 
 ),
 

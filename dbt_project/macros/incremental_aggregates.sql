@@ -1,0 +1,110 @@
+{#-
+    Incremental customer-day aggregates (DuckDB): a run re-aggregates only the customers whose
+    staged rows changed since it last ran. The incremental staging models log those customers
+    in raw_history.restaged_customers (delete_keys_to_rebuild, log_restaged_customers;
+    is_every_customer after a full build or a rebuild whole); raw_history.reaggregated
+    keeps, per aggregate, the latest log entry it has processed. An aggregate of a customer is
+    a function of that customer's staged rows only, so deleting and re-aggregating the logged
+    customers gives the table a full build gives. Spark builds these models as tables.
+-#}
+
+{#- The table in which an incremental run keeps the customers it re-aggregates: its pre_hook
+    fills it, its query reads it. -#}
+{% macro _customers_to_reaggregate() -%}
+    raw_history.{{ this.identifier }}__customers_to_reaggregate
+{%- endmacro %}
+
+
+{#- The log entries of `staging_models` this model has not processed yet. -#}
+{% macro _unprocessed_log(staging_models) -%}
+    select customer_id, is_every_customer from raw_history.restaged_customers
+    where
+        model_name in ('{{ staging_models | join("', '") }}')
+        and restaged_at > coalesce(
+            (
+                select max(processed_through) from raw_history.reaggregated
+                where model_name = '{{ this.identifier }}'
+            ),
+            timestamp '-infinity'
+        )
+{%- endmacro %}
+
+
+{#- Whether this incremental run re-aggregates every customer: the log says so, or `whole_sql`
+    does (an input not logged per customer changed). Decided when the model is rendered, its
+    inputs built: its query then filters with a plain semi-join (an `or exists` made DuckDB
+    test every staged row). Without the log (a warehouse built before it), every customer. -#}
+{% macro _reaggregates_everyone(staging_models, whole_sql) %}
+    {% if not execute %}{{ return(true) }}{% endif %}
+    {% if adapter.get_relation(this.database, 'raw_history', 'restaged_customers') is none %}
+        {{ return(true) }}
+    {% endif %}
+    {% set found = run_query(
+        "select exists (select 1 from (" ~ _unprocessed_log(staging_models)
+        ~ ") as unprocessed where is_every_customer)"
+        ~ (" or " ~ whole_sql if whole_sql else "")
+    ) %}
+    {{ return(found.columns[0].values()[0]) }}
+{% endmacro %}
+
+
+{#- pre_hook of an incremental aggregate of `staging_models`: collect the customers logged
+    since this model last ran and delete their rows (every row when _reaggregates_everyone). -#}
+{% macro delete_customers_to_reaggregate(staging_models, whole_sql=none) %}
+    {% if target.type != 'duckdb' or not is_incremental() %}{{ return('') }}{% endif %}
+    {% if _reaggregates_everyone(staging_models, whole_sql) %}
+        {{ return("delete from " ~ this) }}
+    {% endif %}
+    {{ return(
+        "create or replace table " ~ _customers_to_reaggregate() ~ " as"
+        ~ " select distinct customer_id from (" ~ _unprocessed_log(staging_models) ~ ")"
+        ~ " as unprocessed; delete from " ~ this ~ " where customer_id in"
+        ~ " (select customer_id from " ~ _customers_to_reaggregate() ~ ")"
+    ) }}
+{% endmacro %}
+
+
+{#- The aggregate's filter on its customer column: every row on a full build or when it
+    re-aggregates everyone; else the customers collected by its pre_hook. -#}
+{% macro customers_to_reaggregate(customer_column, staging_models, whole_sql=none) %}
+    {% if not is_incremental() or _reaggregates_everyone(staging_models, whole_sql) %}
+        {{ return('true') }}
+    {% endif %}
+    {{ return(
+        customer_column ~ " in (select customer_id from " ~ _customers_to_reaggregate() ~ ")"
+    ) }}
+{% endmacro %}
+
+
+{#- post_hook: remember the latest log entry of `staging_models` this model has processed. -#}
+{% macro record_reaggregated(staging_models) %}
+    {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
+    {{ return(
+        "delete from raw_history.reaggregated where model_name = '" ~ this.identifier ~ "';"
+        ~ " insert into raw_history.reaggregated select '" ~ this.identifier ~ "',"
+        ~ " max(restaged_at) from raw_history.restaged_customers"
+        ~ " where model_name in ('" ~ staging_models | join("', '") ~ "')"
+    ) }}
+{% endmacro %}
+
+
+{#- True when a file of `table_name` is new, changed or gone since this model read it (it
+    records what it read with record_loaded_files). -#}
+{% macro raw_files_changed_since_read(table_name) -%}
+    (
+        {{ must_rebuild_whole([table_name]) }}
+        or exists (
+            select 1 from raw.files
+            where
+                raw.files.table_name = '{{ table_name }}'
+                and not exists (
+                    select 1 from raw_history.loaded_files as read_before
+                    where
+                        read_before.model_name = '{{ this.identifier }}'
+                        and read_before.file_path = raw.files.file_path
+                        and read_before.file_size = raw.files.file_size
+                        and read_before.modified_at = raw.files.modified_at
+                )
+        )
+    )
+{%- endmacro %}
