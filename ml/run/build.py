@@ -43,10 +43,21 @@ class BuildSummary:
     n_warned: int
 
 
+# The selector of a build for scoring with an existing model; it goes with var scoring_only.
+SCORING_SELECTOR = "scoring"
+
+
 def dbt_vars(
-    settings: Settings, stats_as_of: date | None = None, extra: dict | None = None
+    settings: Settings,
+    stats_as_of: date | None = None,
+    extra: dict | None = None,
+    scoring_only: bool = False,
 ) -> dict:
-    """The dbt vars for a run: point in time, horizon, the statistics' origin and the landing."""
+    """The dbt vars for a run: point in time, horizon, the statistics' origin and the landing.
+
+    `scoring_only` builds only what scoring with the model fitted at `stats_as_of` needs
+    (selector `scoring`, see dbt_project.yml).
+    """
     from ml.ingest.landing import plan_landing
 
     variables: dict = {"horizon_days": settings.horizon_days}
@@ -58,6 +69,8 @@ def dbt_vars(
         variables["as_of"] = settings.as_of.isoformat()
     if stats_as_of is not None:
         variables["stats_as_of"] = stats_as_of.isoformat()
+    if scoring_only:
+        variables["scoring_only"] = True
     return variables | (extra or {})
 
 

@@ -98,7 +98,8 @@ def _reason_to_retrain(
         reason = age_reason(meta, settings.as_of, limit)
         if reason is not None:
             return reason  # known before building: no build with statistics about to be dropped
-    build_with_stats_of(settings, meta, build)
+    # Only what scoring needs: a retrain builds the whole warehouse again.
+    build_with_stats_of(settings, meta, build, selector="scoring")
     reason = age_reason(meta, _mart_as_of(settings), limit)
     return reason or drift_reason(champion_drift(settings, champion), settings.retrain_drift_psi)
 
@@ -168,9 +169,14 @@ def _mart_as_of(settings: Settings) -> date:
 
 
 def build_with_stats_of(
-    settings: Settings, model: ModelMetadata, build: Callable[..., None]
+    settings: Settings,
+    model: ModelMetadata,
+    build: Callable[..., None],
+    selector: str = "warehouse",
 ) -> None:
     """Build the ML marts with a model's feature statistics, or refuse in one line.
+
+    `selector` "scoring" builds only what scoring with the model needs (no training marts).
 
     The statistics must still be in `ml.feature_stats` before the build (unless this build
     refits them: as_of is their as_of), so a lost fit is refused before anything is rebuilt;
@@ -185,7 +191,7 @@ def build_with_stats_of(
     stats_as_of = date.fromisoformat(model.feature_stats_fitted_as_of)
     if settings.as_of != stats_as_of and not _stats_exist(settings, stats_as_of):
         raise stats_gone(settings, model)
-    build(settings, stats_as_of=stats_as_of, selector="warehouse")
+    build(settings, stats_as_of=stats_as_of, selector=selector)
     expected = [(model.feature_stats_id, model.feature_stats_fitted_as_of)]
     if _mart_stats(settings) != expected:
         raise stats_gone(settings, model)

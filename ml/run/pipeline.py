@@ -84,8 +84,8 @@ def run_pipeline(
     algorithm, random_state
         Passed to training.
     build : callable
-        Runs a dbt selector (`warehouse`, then `marketing`); `stats_as_of=` reuses the
-        preprocessing statistics fitted at that as_of.
+        Runs a dbt selector (`warehouse` or, for the champion, `scoring`; then `marketing`);
+        `stats_as_of=` reuses the preprocessing statistics fitted at that as_of.
     log : callable
         Receives progress messages and, once each, the run's warning and note lines (one line
         each: a gap in the data, a drifted feature, a model that does not beat a baseline).
@@ -143,7 +143,7 @@ def refresh_first_build(build: Callable[..., None]) -> Callable[..., None]:
 
     def build_refreshing_once(settings: Settings, **options: object) -> None:
         nonlocal refreshed
-        if options.get("selector") == "warehouse" and not refreshed:
+        if options.get("selector") in ("warehouse", "scoring") and not refreshed:
             options["full_refresh"] = refreshed = True
         build(settings, **options)
 

@@ -81,12 +81,20 @@ def test_the_first_run_promotes_its_model_and_the_next_scores_with_it_without_tr
     champion = _champion(workspace)
     assert _model_ids(workspace) == {champion}
     assert _published_scores(workspace) == [(champion, _date(AS_OF))]
+    features = "select * from ml.customer_features order by customer_id"
+    built_whole = _query(workspace, features)
     again = _run(workspace, "--as-of", AS_OF)
     assert again.returncode == 0, again.stderr
     assert f"scoring with champion {champion} (trained " in again.stderr
     assert "0 days old); --retrain to train a new one" in again.stderr
     assert "fitting" not in again.stderr and _model_ids(workspace) == {champion}
     assert _published_scores(workspace) == [(champion, _date(AS_OF))]
+    # The champion's run built only what scoring needs (selector scoring): the same features
+    # as the whole build, and no training examples left from it for `segmart train` to use.
+    assert _query(workspace, features) == built_whole
+    value_snapshots = "select count(distinct snapshot_on) from ml.customer_value_inputs"
+    assert _query(workspace, value_snapshots) == [(1,)]
+    _refused(segmart(workspace, "train"), "ml.training_examples is missing", "segmart build")
     listed = json.loads(segmart(workspace, "models", "list", "--json").stdout)
     assert [(m["model_id"], m["is_champion"]) for m in listed] == [(champion, True)]
 
@@ -149,6 +157,11 @@ def test_a_champion_past_the_age_limit_is_retrained_and_the_backtest_decides(
     if winner == new:
         expected.append((new, decision.split(": ", 1)[1]))
     assert promotions == expected
+
+
+def _query(workspace: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(workspace / "segmart.duckdb"), read_only=True) as con:
+        return con.execute(sql).fetchall()
 
 
 def _date(text: str) -> object:

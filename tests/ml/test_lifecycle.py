@@ -133,8 +133,8 @@ def test_the_first_run_trains_and_promotes_and_the_next_scores_with_the_champion
     assert _rows(shop, "select distinct model_id from predictions.customer_scores") == [
         (champion,)
     ]
-    # Built once, with the champion's own statistics, then scored: no training.
-    assert build.calls == [("warehouse", AS_OF)]
+    # Built once for scoring, with the champion's own statistics, then scored: no training.
+    assert build.calls == [("scoring", AS_OF)]
     assert lines[0].startswith(f"scoring with champion {champion} (trained ")
     assert lines[0].endswith("0 days old); --retrain to train a new one")
 

@@ -87,7 +87,7 @@ def test_full_refresh_rebuilds_only_the_runs_first_warehouse_build(
     scored = SimpleNamespace(warnings=(), to_markdown=lambda: "## scores")
 
     def champion_then_retrain(settings, options, build, log, retrain, promote):
-        build(settings, stats_as_of="2025-09-01", selector="warehouse")
+        build(settings, stats_as_of="2025-09-01", selector="scoring")
         build(settings, selector="warehouse")
         return None, scored
 
@@ -106,7 +106,7 @@ def test_full_refresh_rebuilds_only_the_runs_first_warehouse_build(
         builds.append((selector, full_refresh))
 
     run_pipeline(settings, "logistic_regression", 0, build, lambda line: None, full_refresh=True)
-    assert builds == [("warehouse", True), ("warehouse", False), ("marketing", False)]
+    assert builds == [("scoring", True), ("warehouse", False), ("marketing", False)]
     builds.clear()
     run_pipeline(settings, "logistic_regression", 0, build, lambda line: None)
-    assert builds == [("warehouse", False), ("warehouse", False), ("marketing", False)]
+    assert builds == [("scoring", False), ("warehouse", False), ("marketing", False)]

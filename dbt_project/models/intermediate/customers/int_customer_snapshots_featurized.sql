@@ -15,9 +15,13 @@ customer_versions as (
 
 ),
 
+-- A scoring build (var scoring_only) features the as_of snapshot alone: five times less work.
 snapshot_dates as (
 
     select * from {{ ref('int_snapshot_dates') }}
+    {%- if var('scoring_only') %}
+    where not is_training
+    {%- endif %}
 
 ),
 

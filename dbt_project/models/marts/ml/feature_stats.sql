@@ -11,10 +11,12 @@
 }}
 
 {#- Fitted only when stats_as_of is unset or equals as_of: scoring a later as_of with an older
-    model reuses that model's rows instead of refitting (no train/serve skew). -#}
+    model reuses that model's rows instead of refitting (no train/serve skew). Never in a
+    scoring build, which has no training population to fit on. -#}
 {%- set stats_as_of = date_var('stats_as_of') -%}
 {%- set as_of = date_var('as_of') -%}
-{%- set fit_now = stats_as_of is none or stats_as_of == as_of -%}
+{%- set fit_now = not var('scoring_only')
+    and (stats_as_of is none or stats_as_of == as_of) -%}
 {%- set strategy = var('imputation_strategy') -%}
 {%- set scaler = var('scaler') -%}
 {%- if strategy not in ('mean', 'median') -%}
