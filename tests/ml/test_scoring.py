@@ -80,9 +80,10 @@ def test_neither_batch_size_nor_row_order_changes_the_output(settings, tmp_path)
     score(settings, n_threads=1)
     other = replace(settings, warehouse=tmp_path / "other.duckdb")
     shutil.copy(settings.warehouse, other.warehouse)
-    # The mart stored in reverse: every batch of 64 holds other customers than before.
+    # The mart stored in reverse: every batch of 64 holds other customers than before, and
+    # two batches are scored at once.
     _replace_features(other, lambda features: features.take(np.arange(features.num_rows)[::-1]))
-    score(other, batch_size=64, n_threads=1)
+    score(other, batch_size=64, n_threads=2)
     for table in (SCORES_TABLE, PROFILES_TABLE, DRIFT_TABLE):
         assert _read(settings, table).equals(_read(other, table)), table
 
