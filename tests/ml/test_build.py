@@ -6,6 +6,7 @@ takes about a second; dbt and DuckDB run for real.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import ClassVar
@@ -112,6 +113,38 @@ def test_alternating_vars_keep_their_partial_parses_across_processes(
     assert "UnableToPartialParse" in second  # new vars: a full parse, as dbt must
     assert "PartialParsingEnabled" in third
     assert "UnableToPartialParse" not in third
+
+
+def test_a_run_writes_its_run_results_and_no_manifest_json(
+    settings: Settings, tmp_path: Path
+) -> None:
+    run_dbt(settings, "run", {"n": 1})
+
+    target = tmp_path / "target"
+    results = json.loads((target / "run_results.json").read_text())
+    assert [r["unique_id"] for r in results["results"]] == ["model.tiny.final"]
+    assert not (target / "manifest.json").exists()
+
+
+def test_every_node_runs_with_the_profiles_database_settings(
+    settings: Settings, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given once when the warehouse opens (config_options), not per node: still in force for
+    # the second node's connection.
+    monkeypatch.setenv("SEGMART_MEMORY_LIMIT", "1234MB")
+    settings_sql = (
+        "{{ config(materialized='table') }}\n"
+        "select current_setting('memory_limit') as memory_limit,"
+        " current_setting('preserve_insertion_order') as preserve_insertion_order"
+        " from {{ ref('final') }}\n"
+    )
+    (project / "models" / "node_settings.sql").write_text(settings_sql)
+
+    run_dbt(settings, "run", {"n": 1})
+
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        row = con.execute("select * from node_settings").fetchall()
+    assert row == [("1.1 GiB", False)]
 
 
 def test_a_parse_error_fails_with_the_command_and_one_line(
