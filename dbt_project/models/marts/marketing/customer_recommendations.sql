@@ -2,6 +2,12 @@
 {%- set min_pair_orders = var('recommendation_min_pair_orders') | int -%}
 {#- Categories bought this recently are not recommended again. -#}
 {%- set recent_days = var('recommendation_recent_days') | int -%}
+{#- Categories one bigint mask holds (bits 0-61, clear of the sign bit); a unit test lowers it
+    to check the path for categories past the mask against the same answer. -#}
+{%- set mask_width = var('recommendation_mask_width') | int -%}
+{%- if mask_width > 62 -%}
+    {%- do exceptions.raise_compiler_error("var recommendation_mask_width must be at most 62, got: " ~ mask_width) -%}
+{%- endif -%}
 
 with
 
@@ -41,53 +47,193 @@ as_of as (
 
 ),
 
--- Cancelled orders say nothing about what goes together; orders on or after as_of are the future.
-order_categories as (
+-- Integer keys in category-name order: the joins and rankings below run on them, not on the
+-- names. An order's categories are also one bit each in a bigint mask (bit_or, `&` and power
+-- exist under these names on DuckDB and Spark): orders with the same mask count together, a few
+-- hundred masks instead of millions of orders. A mask holds the first mask_width categories; the
+-- rare orders with a category past those take the slower path of one row per category.
+categories as (
 
-    select distinct
+    select
+        category,
+        category_key,
+        category_key > {{ mask_width }} as is_past_mask,
+        case
+            when category_key <= {{ mask_width }}
+                then cast(power(2, category_key - 1) as bigint)
+            else 0
+        end as category_bit
+    from (
+        select
+            category,
+            row_number() over (order by category) as category_key
+        from (
+            select distinct category
+            from products
+            where category <> 'unknown'
+        ) as named_categories
+    ) as keyed_categories
+
+),
+
+product_categories as (
+
+    select
+        products.product_id,
+        categories.category_key,
+        categories.is_past_mask,
+        categories.category_bit
+    from products
+    inner join categories
+        on products.category = categories.category
+
+),
+
+-- Cancelled orders say nothing about what goes together; orders on or after as_of are the future.
+counted_orders as (
+
+    select
         orders.order_id,
         orders.customer_id,
-        orders.ordered_on,
-        products.category
-    from order_items
-    inner join orders
-        on order_items.order_id = orders.order_id
-    inner join products
-        on order_items.product_id = products.product_id
+        orders.ordered_on
+    from orders
     cross join as_of
     where orders.is_counted_purchase
         and orders.ordered_on < as_of.as_of_on
-        and products.category <> 'unknown'
+
+),
+
+order_masks as (
+
+    select
+        order_items.order_id,
+        bit_or(product_categories.category_bit) as category_mask,
+        max(case when product_categories.is_past_mask then 1 else 0 end) as has_past_mask
+    from order_items
+    inner join product_categories
+        on order_items.product_id = product_categories.product_id
+    group by order_items.order_id
+
+),
+
+counted_order_masks as (
+
+    select
+        counted_orders.order_id,
+        counted_orders.customer_id,
+        counted_orders.ordered_on,
+        order_masks.category_mask,
+        order_masks.has_past_mask
+    from order_masks
+    inner join counted_orders
+        on order_masks.order_id = counted_orders.order_id
+
+),
+
+mask_sizes as (
+
+    select
+        category_mask,
+        count(*) as n_orders
+    from counted_order_masks
+    where category_mask <> 0
+    group by category_mask
+
+),
+
+mask_categories as (
+
+    select
+        mask_sizes.category_mask,
+        mask_sizes.n_orders,
+        categories.category_key
+    from mask_sizes
+    inner join categories
+        on (mask_sizes.category_mask & categories.category_bit) <> 0
+
+),
+
+-- The orders with a category past the mask, one row per order and category.
+past_mask_order_categories as (
+
+    select distinct
+        counted_order_masks.order_id,
+        counted_order_masks.customer_id,
+        counted_order_masks.ordered_on,
+        product_categories.category_key,
+        product_categories.is_past_mask
+    from counted_order_masks
+    inner join order_items
+        on counted_order_masks.order_id = order_items.order_id
+    inner join product_categories
+        on order_items.product_id = product_categories.product_id
+    where counted_order_masks.has_past_mask = 1
 
 ),
 
 n_orders_total as (
 
-    select count(distinct order_id) as n_orders from order_categories
+    select count(*) as n_orders from counted_order_masks
+
+),
+
+category_order_counts as (
+
+    select
+        category_key,
+        n_orders
+    from mask_categories
+    union all
+    select
+        category_key,
+        1 as n_orders
+    from past_mask_order_categories
+    where is_past_mask
 
 ),
 
 category_orders as (
 
     select
-        category,
-        count(*) as n_orders
-    from order_categories
-    group by category
+        category_key,
+        cast(sum(n_orders) as bigint) as n_orders
+    from category_order_counts
+    group by category_key
+
+),
+
+-- Pairs within the mask from the masks, pairs with a category past it from the rows.
+category_pair_counts as (
+
+    select
+        antecedent.category_key as antecedent_key,
+        consequent.category_key as consequent_key,
+        antecedent.n_orders
+    from mask_categories as antecedent
+    inner join mask_categories as consequent
+        on antecedent.category_mask = consequent.category_mask
+        and antecedent.category_key <> consequent.category_key
+    union all
+    select
+        antecedent.category_key as antecedent_key,
+        consequent.category_key as consequent_key,
+        1 as n_orders
+    from past_mask_order_categories as antecedent
+    inner join past_mask_order_categories as consequent
+        on antecedent.order_id = consequent.order_id
+        and antecedent.category_key <> consequent.category_key
+    where antecedent.is_past_mask or consequent.is_past_mask
 
 ),
 
 category_pairs as (
 
     select
-        antecedent.category as antecedent_category,
-        consequent.category as consequent_category,
-        count(*) as n_orders_together
-    from order_categories as antecedent
-    inner join order_categories as consequent
-        on antecedent.order_id = consequent.order_id
-        and antecedent.category <> consequent.category
-    group by antecedent.category, consequent.category
+        antecedent_key,
+        consequent_key,
+        cast(sum(n_orders) as bigint) as n_orders_together
+    from category_pair_counts
+    group by antecedent_key, consequent_key
 
 ),
 
@@ -95,18 +241,50 @@ category_pairs as (
 category_lift as (
 
     select
-        category_pairs.antecedent_category,
-        category_pairs.consequent_category,
+        category_pairs.antecedent_key,
+        category_pairs.consequent_key,
         category_pairs.n_orders_together,
         category_pairs.n_orders_together * n_orders_total.n_orders
         / (antecedent_orders.n_orders * consequent_orders.n_orders) as lift
     from category_pairs
     cross join n_orders_total
     inner join category_orders as antecedent_orders
-        on category_pairs.antecedent_category = antecedent_orders.category
+        on category_pairs.antecedent_key = antecedent_orders.category_key
     inner join category_orders as consequent_orders
-        on category_pairs.consequent_category = consequent_orders.category
+        on category_pairs.consequent_key = consequent_orders.category_key
     where category_pairs.n_orders_together >= {{ min_pair_orders }}
+
+),
+
+-- A customer's orders with the same mask first, then one row per category.
+customer_masks as (
+
+    select
+        customer_id,
+        category_mask,
+        max(ordered_on) as last_bought_on
+    from counted_order_masks
+    where category_mask <> 0
+    group by customer_id, category_mask
+
+),
+
+customer_category_dates as (
+
+    select
+        customer_masks.customer_id,
+        categories.category_key,
+        customer_masks.last_bought_on
+    from customer_masks
+    inner join categories
+        on (customer_masks.category_mask & categories.category_bit) <> 0
+    union all
+    select
+        customer_id,
+        category_key,
+        ordered_on as last_bought_on
+    from past_mask_order_categories
+    where is_past_mask
 
 ),
 
@@ -114,10 +292,10 @@ customer_categories as (
 
     select
         customer_id,
-        category,
-        max(ordered_on) as last_bought_on
-    from order_categories
-    group by customer_id, category
+        category_key,
+        max(last_bought_on) as last_bought_on
+    from customer_category_dates
+    group by customer_id, category_key
 
 ),
 
@@ -125,7 +303,7 @@ recent_categories as (
 
     select
         customer_categories.customer_id,
-        customer_categories.category
+        customer_categories.category_key
     from customer_categories
     cross join as_of
     where customer_categories.last_bought_on >= as_of.as_of_on - {{ recent_days }}
@@ -137,15 +315,14 @@ co_purchase as (
 
     select
         customer_categories.customer_id,
-        category_lift.consequent_category as category,
+        category_lift.consequent_key as category_key,
         max(category_lift.lift) as score,
-        'co_purchase' as source,  -- noqa: RF04
         1 as source_order
     from customer_categories
     inner join category_lift
-        on customer_categories.category = category_lift.antecedent_category
+        on customer_categories.category_key = category_lift.antecedent_key
     where category_lift.lift > 1
-    group by customer_categories.customer_id, category_lift.consequent_category
+    group by customer_categories.customer_id, category_lift.consequent_key
 
 ),
 
@@ -165,7 +342,7 @@ segment_category_share as (
 
     select
         customer_scores.segment_id,
-        customer_categories.category,
+        customer_categories.category_key,
         count(*) / any_value(segment_sizes.n_customers) as share_of_segment
     from customer_categories
     inner join customer_scores
@@ -174,7 +351,7 @@ segment_category_share as (
         on customer_scores.segment_id = segment_sizes.segment_id
     cross join as_of
     where customer_categories.last_bought_on >= as_of.as_of_on - 365
-    group by customer_scores.segment_id, customer_categories.category
+    group by customer_scores.segment_id, customer_categories.category_key
 
 ),
 
@@ -182,9 +359,8 @@ segment_popular as (
 
     select
         customer_scores.customer_id,
-        segment_category_share.category,
+        segment_category_share.category_key,
         segment_category_share.share_of_segment as score,
-        'segment_popular' as source,  -- noqa: RF04
         2 as source_order
     from customer_scores
     inner join segment_category_share
@@ -192,56 +368,63 @@ segment_popular as (
 
 ),
 
-candidates as (
+-- Categories bought recently are never recommended.
+eligible_co_purchase as (
 
-    select * from co_purchase
-    union all
-    select * from segment_popular
-
-),
-
-eligible as (
-
-    select candidates.*
-    from candidates
+    select co_purchase.*
+    from co_purchase
     inner join customer_scores
-        on candidates.customer_id = customer_scores.customer_id
+        on co_purchase.customer_id = customer_scores.customer_id
     left join recent_categories
-        on candidates.customer_id = recent_categories.customer_id
-        and candidates.category = recent_categories.category
+        on co_purchase.customer_id = recent_categories.customer_id
+        and co_purchase.category_key = recent_categories.category_key
     where recent_categories.customer_id is null
 
 ),
 
 -- A category found by both sources keeps its co-purchase reason.
-deduplicated as (
+excluded_from_segment_popular as (
 
     select
         customer_id,
-        category,
-        score,
-        source,
-        source_order
-    from (
-        select
-            *,
-            row_number() over (
-                partition by customer_id, category order by source_order
-            ) as source_rank
-        from eligible
-    ) as ranked_sources
-    where source_rank = 1
+        category_key
+    from recent_categories
+    union all
+    select
+        customer_id,
+        category_key
+    from co_purchase
 
 ),
 
--- Co-purchase candidates rank first: they come from the customer's own baskets.
+eligible_segment_popular as (
+
+    select segment_popular.*
+    from segment_popular
+    left join excluded_from_segment_popular
+        on segment_popular.customer_id = excluded_from_segment_popular.customer_id
+        and segment_popular.category_key = excluded_from_segment_popular.category_key
+    where excluded_from_segment_popular.customer_id is null
+
+),
+
+deduplicated as (
+
+    select * from eligible_co_purchase
+    union all
+    select * from eligible_segment_popular
+
+),
+
+-- Co-purchase candidates rank first: they come from the customer's own baskets. Keys sort as
+-- the names do.
 ranked as (
 
     select
         *,
         row_number() over (
             partition by customer_id
-            order by source_order asc, score desc, category asc
+            order by source_order asc, score desc, category_key asc
         ) as rank  -- noqa: RF04
     from deduplicated
 
@@ -254,8 +437,11 @@ final as (
         ranked.customer_id,
 
         -- strings
-        ranked.category,
-        ranked.source,
+        categories.category,
+        case
+            when ranked.source_order = 1 then 'co_purchase'
+            else 'segment_popular'
+        end as source,  -- noqa: RF04
 
         -- numerics
         cast(ranked.rank as integer) as rank,  -- noqa: RF04
@@ -265,6 +451,8 @@ final as (
         as_of.as_of_on as as_of
 
     from ranked
+    inner join categories
+        on ranked.category_key = categories.category_key
     cross join as_of
     where ranked.rank <= 3
 
