@@ -265,6 +265,11 @@ def test_a_minimal_shop_scored_a_month_apart_shows_its_transitions_and_keeps_seg
     assert 'id="plot-segment-transitions"' in report
     first_model = registry.champion_id(tmp_path / "models")
     # Training on the LATER build (the champion's preprocessing) is enough to see the match.
+    # The champion's run built only what scoring needs: the training marts come from a build.
+    built = segmart(
+        tmp_path, "build", "--raw-dir", raw, "--as-of", str(LATER), "--stats-as-of", str(AS_OF)
+    )
+    assert built.returncode == 0, built.stderr
     done = segmart(tmp_path, "train", "--algorithm", "logistic_regression", "--as-of", str(LATER))
     assert done.returncode == 0, done.stderr
     newest = registry.list_models(tmp_path / "models")[-1]
