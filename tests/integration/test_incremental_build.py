@@ -52,6 +52,11 @@ COMPARED_TABLES = (
 # Everything the compared tables need, and the data tests on it (the reconciliation's among them).
 SELECTED = "+customer_features +training_examples +data_reconciliation +quarantined_values"
 LOOKBACK_DAYS = 3
+AGGREGATES = (
+    "int_orders_aggregated_to_customer_days",
+    "int_order_items_aggregated_to_customer_day_categories",
+    "int_web_events_aggregated_to_customer_days",
+)
 # The near-future rows are stamped this long after the history build starts, the project parsed
 # already: after it lands its files (the on-run-start hooks), before the week's build does.
 NEAR_FUTURE = timedelta(seconds=30)
@@ -286,6 +291,21 @@ def _late_drops(drops: Drops, root: Path) -> tuple[Path, Path]:
     return late_drop, rewritten_week
 
 
+def _customers_reaggregated(warehouse: Path) -> dict[str, tuple[int, int]]:
+    """Per customer-day aggregate: the customers its last run re-aggregated, and all it holds."""
+    found = {}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for aggregate in AGGREGATES:
+            (n_redone,) = con.execute(
+                f"select count(*) from raw_history.{aggregate}__customers_to_reaggregate"
+            ).fetchone()
+            (n_held,) = con.execute(
+                f"select count(distinct customer_id) from intermediate.{aggregate}"
+            ).fetchone()
+            found[aggregate] = (n_redone, n_held)
+    return found
+
+
 def _moved_order(drops: Drops, root: Path) -> tuple[Path, str, str]:
     """A re-delivered history order naming another customer, who wins deduplication (same
     time, smaller customer_id): the order moves, and its first customer loses it."""
@@ -341,6 +361,7 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     _build(incremental)
     after_week = tmp_path / "after_week.duckdb"
     shutil.copy(incremental.warehouse, after_week)
+    reaggregated = _customers_reaggregated(after_week)
     week_full_dir = tmp_path / "week_full"
     week_full = _settings(
         _add_drops(_raw_dir(week_full_dir, drops, week_files), extra_drops), week_full_dir
@@ -373,6 +394,8 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     _build(full)
 
     assert _differences(week_full.warehouse, after_week) == dict.fromkeys(COMPARED_TABLES, 0)
+    # ... having re-aggregated only the week's customers, not every one.
+    assert all(0 < n_redone < n_held for n_redone, n_held in reaggregated.values()), reaggregated
     with duckdb.connect(str(after_week), read_only=True) as con:
         assert con.execute(
             "select customer_id from staging.stg_shop__orders where order_id = ?", [moved_order]
