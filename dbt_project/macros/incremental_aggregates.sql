@@ -1,7 +1,7 @@
 {#-
     Incremental customer-day aggregates (DuckDB): a run re-aggregates only the customers whose
     staged rows changed since it last ran. The incremental staging models log those customers
-    in raw_history.restaged_customers (delete_keys_to_rebuild, log_restaged_customers;
+    in raw_history.restaged_customers (delete_keys_to_restage, log_restaged_customers;
     is_every_customer after a full build or a rebuild whole); raw_history.reaggregated
     keeps, per aggregate, the latest log entry it has processed. An aggregate of a customer is
     a function of that customer's staged rows only, so deleting and re-aggregating the logged
@@ -51,14 +51,16 @@
 {#- pre_hook of an incremental aggregate of `staging_models`: collect the customers logged
     since this model last ran and delete their rows (every row when _reaggregates_everyone). -#}
 {% macro delete_customers_to_reaggregate(staging_models, whole_sql=none) %}
-    {% if target.type != 'duckdb' or not is_incremental() %}{{ return('') }}{% endif %}
+    {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
+    {% if not is_incremental() %}{{ return(record_changed_rows()) }}{% endif %}
     {% if _reaggregates_everyone(staging_models, whole_sql) %}
-        {{ return("delete from " ~ this) }}
+        {{ return(record_changed_rows() ~ "; delete from " ~ this) }}
     {% endif %}
     {{ return(
         "create or replace table " ~ _customers_to_reaggregate() ~ " as"
         ~ " select distinct customer_id from (" ~ _unprocessed_log(staging_models) ~ ")"
-        ~ " as unprocessed; delete from " ~ this ~ " where customer_id in"
+        ~ " as unprocessed; " ~ record_changed_rows(_customers_to_reaggregate(), 'customer_id')
+        ~ "; delete from " ~ this ~ " where customer_id in"
         ~ " (select customer_id from " ~ _customers_to_reaggregate() ~ ")"
     ) }}
 {% endmacro %}
@@ -93,18 +95,6 @@
 {% macro raw_files_changed_since_read(table_name) -%}
     (
         {{ must_rebuild_whole([table_name]) }}
-        or exists (
-            select 1 from raw.files
-            where
-                raw.files.table_name = '{{ table_name }}'
-                and not exists (
-                    select 1 from raw_history.loaded_files as read_before
-                    where
-                        read_before.model_name = '{{ this.identifier }}'
-                        and read_before.file_path = raw.files.file_path
-                        and read_before.file_size = raw.files.file_size
-                        and read_before.modified_at = raw.files.modified_at
-                )
-        )
+        or exists (select 1 from ({{ _new_or_changed_files([table_name]) }}) as files)
     )
 {%- endmacro %}

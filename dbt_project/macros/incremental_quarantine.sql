@@ -125,14 +125,7 @@
 {#- Notes each table's files never screened in `plan`; returns the tables with a file changed
     since screened. -#}
 {% macro _note_files_to_screen(plan) %}
-    {% set files = run_query(
-        "select files.table_name, files.file_path, read_before.file_path is null as is_new"
-        ~ " from raw.files as files left join ("
-        ~ _files_read_before(raw_contract().keys() | list) ~ ") as read_before"
-        ~ " on files.file_path = read_before.file_path where read_before.file_path is null"
-        ~ " or files.file_size <> read_before.file_size"
-        ~ " or files.modified_at <> read_before.modified_at"
-    ) %}
+    {% set files = run_query(_new_or_changed_files(raw_contract().keys() | list)) %}
     {% set changed = [] %}
     {% for row in files.rows %}
         {% if row[2] %}{% do plan[row[0]].new_files.append(row[1]) %}
@@ -161,13 +154,6 @@
         ~ _literal_list(files)
     ).columns[0].values()[0]) }}
 {% endmacro %}
-
-
-{% macro _literal_list(values) -%}
-    ({% for value in values -%}
-        '{{ value | replace("'", "''") }}'{{ ", " if not loop.last }}
-    {%- endfor %})
-{%- endmacro %}
 
 
 {#- The filter of a raw table's rows in int_raw_rows_screened: every row on a full build; on

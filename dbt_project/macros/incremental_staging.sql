@@ -8,8 +8,10 @@
     the rows of files that changed since it read them stamped at most
     var('incremental_lookback_days') before the latest row they held then (a table kept as one
     growing file), and the rows stamped after its last run (rejected then as in the future). It
-    deletes the keys those rows carry and rebuilds them from every landed row, so deduplication
-    and quarantine see old and new rows together. A file gone from raw_dir rebuilds the model
+    deletes the keys those rows carry and rebuilds them from every landed row that holds one, so
+    deduplication and quarantine see old and new rows together. The increment and the files
+    that hold its keys are found from the raw columns alone, when the model renders; the base
+    view's joins then run for the rows of those files only. A file gone from raw_dir rebuilds the model
     whole, and so does a customer forgotten since; `segmart build --full-refresh` always does.
     A row added to a changed file further back than the look-back is not read:
     core.data_reconciliation then fails the build, and --full-refresh reads it.
@@ -57,6 +59,14 @@
 {% endmacro %}
 
 
+{#- Values as an SQL list of string literals. -#}
+{% macro _literal_list(values) -%}
+    ({% for value in values -%}
+        '{{ value | replace("'", "''") }}'{{ ", " if not loop.last }}
+    {%- endfor %})
+{%- endmacro %}
+
+
 {#- The files of these raw tables this model has read, as they were then. -#}
 {% macro _files_read_before(tables) -%}
     select file_path, file_size, modified_at, loaded_at, max_stamped_at
@@ -64,6 +74,34 @@
     where
         model_name = '{{ this.identifier }}'
         and table_name in ('{{ tables | join("', '") }}')
+{%- endmacro %}
+
+
+{#- The landed files of these raw tables that this model has not read (is_new), or that have
+    changed since it read them (with their latest row then). -#}
+{% macro _new_or_changed_files(tables) -%}
+    select
+        files.table_name,
+        files.file_path,
+        read_before.file_path is null as is_new,
+        read_before.max_stamped_at
+    from raw.files as files
+    left join ({{ _files_read_before(tables) }}) as read_before
+        on files.file_path = read_before.file_path
+    where
+        files.table_name in ('{{ tables | join("', '") }}')
+        and (
+            read_before.file_path is null
+            or files.file_size <> read_before.file_size
+            or files.modified_at <> read_before.modified_at
+        )
+{%- endmacro %}
+
+
+{#- The files of a table this model read that have changed since, with their latest row then. -#}
+{% macro _changed_files(table_name) -%}
+    select file_path, max_stamped_at from ({{ _new_or_changed_files([table_name]) }}) as files
+    where not is_new
 {%- endmacro %}
 
 
@@ -90,36 +128,33 @@
 {%- endmacro %}
 
 
-{#- The files of a table this model read that have changed since, with their latest row then. -#}
-{% macro _changed_files(table_name) -%}
-    select changed.file_path, read_before.max_stamped_at
-    from raw.files as changed
-    inner join ({{ _files_read_before([table_name]) }}) as read_before
-        on changed.file_path = read_before.file_path
-    where
-        changed.file_size <> read_before.file_size
-        or changed.modified_at <> read_before.modified_at
-{%- endmacro %}
-
-
-{#- Whether a landed row of `table_name` (its file in `file_column`, its timestamp in
-    `stamped_at`, none for a table without one) belongs to this run's increment. -#}
-{% macro is_in_increment(table_name, file_column, stamped_at=none) -%}
-    {%- set lookback = "interval '" ~ var('incremental_lookback_days') ~ "' day" -%}
-    (
-        {{ file_column }} not in (
-            select file_path from ({{ _files_read_before([table_name]) }}) as read_before
-        )
-        or {{ file_column }} in (
-            select changed.file_path from ({{ _changed_files(table_name) }}) as changed
-        )
-        {%- if stamped_at is not none %}
-            and {{ stamped_at }} >= (
-                select min(changed.max_stamped_at) from ({{ _changed_files(table_name) }}) as changed
-            ) - {{ lookback }}
-        or {{ stamped_at }} > {{ last_loaded_at() }}
-        {%- endif %}
-    )
+{#- Whether a raw row of `table_name` (its timestamp `stamped_at`, none for a table without
+    one) belongs to this run's increment (see the top of this file). The files are queried
+    when the model renders and written as literal lists: only those reach the Parquet scan,
+    which then skips the files it does not need. -#}
+{% macro is_in_increment(table_name, stamped_at=none) -%}
+    {%- if not execute %}{{ return('true') }}{% endif -%}
+    {%- set files = run_query(_new_or_changed_files([table_name])) -%}
+    {%- set new_files, changed_files, changed_since = [], [], [] -%}
+    {%- for file in files.rows -%}
+        {%- do (new_files if file[2] else changed_files).append(file[1]) -%}
+        {%- if not file[2] and file[3] is not none %}{% do changed_since.append(file[3]) %}{% endif -%}
+    {%- endfor -%}
+    {%- set parts = [] -%}
+    {%- if new_files %}{% do parts.append('source_file in ' ~ _literal_list(new_files)) %}{% endif -%}
+    {%- if changed_files -%}
+        {%- set late_rows = '' -%}
+        {#- A changed file whose rows had no timestamp then is read whole. -#}
+        {%- if stamped_at is not none and changed_since | length == changed_files | length -%}
+            {%- set late_rows = " and " ~ stamped_at ~ " >= cast('" ~ changed_since | min
+                ~ "' as timestamp) - interval '" ~ var('incremental_lookback_days') ~ "' day" -%}
+        {%- endif -%}
+        {%- do parts.append('(source_file in ' ~ _literal_list(changed_files) ~ late_rows ~ ')') -%}
+    {%- endif -%}
+    {%- if stamped_at is not none %}
+        {%- do parts.append(stamped_at ~ ' > ' ~ last_loaded_at()) -%}
+    {%- endif -%}
+    {{ return('(' ~ (parts | join(' or ') or 'false') ~ ')') }}
 {%- endmacro %}
 
 
@@ -128,23 +163,31 @@
 {% macro customers_in_increment() -%}
     select {{ clean_text('customer_id') }} as customer_id
     from {{ source('shop', 'customers') }}
-    where {{ is_in_increment('customers', 'source_file', _increment_stamp('customers')) }}
+    where {{ is_in_increment('customers', _increment_stamp('customers')) }}
+{%- endmacro %}
+
+
+{#- The keys of the raw rows of `table_name` in this run's increment, or of its customers'.
+    Read from the raw table, not the base view: its joins would run for every row. -#}
+{% macro _keys_in_increment(table_name, key_column) -%}
+    select {{ clean_text(key_column) }} as {{ key_column }} from {{ source('shop', table_name) }}
+    where {{ is_in_increment(table_name, _increment_stamp(table_name)) }}
+    union all
+    select {{ clean_text(key_column) }} as {{ key_column }} from {{ source('shop', table_name) }}
+    where {{ clean_text('customer_id') }} in ({{ customers_in_increment() }})
 {%- endmacro %}
 
 
 {#- The orders whose staged row may change this run (see the top of this file). -#}
 {% macro order_ids_in_increment() -%}
-    select order_id from {{ ref('base_shop__orders') }}
-    where
-        {{ is_in_increment('orders', 'source_file', 'ordered_at') }}
-        or customer_id in ({{ customers_in_increment() }})
+    {{ _keys_in_increment('orders', 'order_id') }}
 {%- endmacro %}
 
 
 {#- The orders whose lines' staged rows may change this run: their lines are new, or they are. -#}
 {% macro order_ids_of_lines_in_increment() -%}
-    select order_id from {{ ref('base_shop__order_items') }}
-    where {{ is_in_increment('order_items', 'source_file') }}
+    select {{ clean_text('order_id') }} as order_id from {{ source('shop', 'order_items') }}
+    where {{ is_in_increment('order_items') }}
     union all
     {{ order_ids_in_increment() }}
 {%- endmacro %}
@@ -152,15 +195,12 @@
 
 {#- The web events whose staged row may change this run. -#}
 {% macro event_ids_in_increment() -%}
-    select event_id from {{ ref('base_shop__web_events') }}
-    where
-        {{ is_in_increment('web_events', 'source_file', 'event_at') }}
-        or customer_id in ({{ customers_in_increment() }})
+    {{ _keys_in_increment('web_events', 'event_id') }}
 {%- endmacro %}
 
 
-{#- The table in which an incremental run of this model keeps the keys it rebuilds: its
-    pre_hook computes them once, its query and post_hook read them. -#}
+{#- The table in which an incremental run of this model keeps the keys it rebuilds: made when
+    the model renders, read by its query and hooks. -#}
 {% macro _keys_to_restage() -%}
     raw_history.{{ this.identifier }}__keys_to_restage
 {%- endmacro %}
@@ -174,37 +214,53 @@
 {% endmacro %}
 
 
-{#- The staging model's filter: every row on a full build; on an incremental run the rows of
-    the keys to rebuild, or every row when it must rebuild whole. -#}
-{% macro rows_to_restage(key_column, tables) %}
+{#- The staging model's filter: every row on a full build, or when it must rebuild whole. On
+    an incremental run, when the model renders, the keys of `keys_sql` are kept in a table and
+    the filter is their rows, in the files that hold one as a literal list: the Parquet scan
+    then reads those files only, and the base view's joins run for their rows only. Both
+    before the pre_hook deletes anything. -#}
+{% macro rows_to_restage(key_column, tables, keys_in_increment) %}
     {% if not is_incremental() or _rebuilds_whole(tables) %}{{ return('true') }}{% endif %}
-    {{ return(key_column ~ " in (select " ~ key_column ~ " from " ~ _keys_to_restage() ~ ")") }}
+    {% do run_query(
+        "create or replace table " ~ _keys_to_restage() ~ " as select distinct " ~ key_column
+        ~ " from (" ~ keys_in_increment() ~ ") as keys_in_increment where " ~ key_column ~ " is not null"
+    ) %}
+    {% set files = run_query(
+        "select distinct source_file from " ~ source('shop', tables[0]) ~ " where "
+        ~ clean_text(key_column) ~ " in (select " ~ key_column ~ " from " ~ _keys_to_restage()
+        ~ ")"
+    ).columns[0].values() %}
+    {% if not files %}{{ return('false') }}{% endif %}
+    {{ return(
+        "(source_file in " ~ _literal_list(files) ~ " and " ~ key_column ~ " in (select "
+        ~ key_column ~ " from " ~ _keys_to_restage() ~ "))"
+    ) }}
 {% endmacro %}
 
 
-{#- pre_hook of an incremental staging model. On an incremental run: keep the keys to rebuild
-    (`keys_sql`) in a table, log the customers whose staged rows change (`customers_sql`: the
-    customers of the keys in that table, before they are deleted), and delete those keys. On a
-    full build, or one that must rebuild whole: log that every customer changes (the entries
-    before say nothing more) and delete every row. The customer-day aggregates read the log
+{#- pre_hook of an incremental staging model. On an incremental run: log the customers whose
+    staged rows change (`customers_sql`: the customers of the keys kept when the model
+    rendered, before they are deleted), and delete those keys. On a full build, or one that
+    must rebuild whole: log that every customer changes (the entries before say nothing more)
+    and delete every row. The customer-day aggregates read the log
     (macros/incremental_aggregates.sql). -#}
-{% macro delete_keys_to_rebuild(key_column, keys_sql, tables, customers_sql) %}
+{% macro delete_keys_to_restage(key_column, tables, customers_sql) %}
     {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
     {% set log = "insert into raw_history.restaged_customers select '" ~ this.identifier ~ "', " %}
     {% if not is_incremental() or _rebuilds_whole(tables) %}
+        {#- An empty table of keys: the post_hook's query reads it. -#}
         {{ return(
             "create or replace table " ~ _keys_to_restage() ~ " as select cast(null as varchar) as "
             ~ key_column ~ " where false; delete from raw_history.restaged_customers where"
             ~ " model_name = '" ~ this.identifier ~ "'; " ~ log ~ "null, true, " ~ loaded_at()
-            ~ ("; delete from " ~ this if is_incremental() else "")
+            ~ "; " ~ record_changed_rows() ~ ("; delete from " ~ this if is_incremental() else "")
         ) }}
     {% endif %}
     {{ return(
-        "create or replace table " ~ _keys_to_restage() ~ " as select distinct " ~ key_column
-        ~ " from (" ~ keys_sql ~ ") as keys_in_increment; "
-        ~ log ~ "customer_id, false, " ~ loaded_at() ~ " from (" ~ customers_sql ~ ") as restaged; "
-        ~ "delete from " ~ this ~ " where " ~ key_column ~ " in (select " ~ key_column ~ " from "
-        ~ _keys_to_restage() ~ ")"
+        log ~ "customer_id, false, " ~ loaded_at() ~ " from (" ~ customers_sql ~ ") as restaged; "
+        ~ record_changed_rows(_keys_to_restage(), key_column) ~ "; delete from " ~ this
+        ~ " where " ~ key_column ~ " in (select " ~ key_column ~ " from " ~ _keys_to_restage()
+        ~ ")"
     ) }}
 {% endmacro %}
 
@@ -228,7 +284,7 @@
 
 
 {#- post_hook: log the customers of the rows an incremental run staged (see
-    delete_keys_to_rebuild; a full build logged every customer already). -#}
+    delete_keys_to_restage; a full build logged every customer already). -#}
 {% macro log_restaged_customers(customers_sql) %}
     {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
     {{ return(

@@ -53,6 +53,11 @@
         ~ " create table if not exists"
         ~ " raw_history.reaggregated (model_name varchar, processed_through timestamp)"
     ) %}
+    {#- Which rows each incremental model's last build changed (macros/tests/changed_rows.sql). -#}
+    {% do run_query(
+        "create table if not exists raw_history.changed_rows (model_name varchar,"
+        ~ " invocation_id varchar, key_table varchar, key_column varchar)"
+    ) %}
     {#- Forgotten customers (segmart forget) never land, so no rebuild brings them back. -#}
     {% do run_query(
         "create schema if not exists privacy; create table if not exists"

@@ -16,6 +16,7 @@ the final files.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -61,6 +62,7 @@ AGGREGATES = (
 # already: after it lands its files (the on-run-start hooks), before the week's build does.
 NEAR_FUTURE = timedelta(seconds=30)
 NEVER_SIGNED_UP = "never-signed-up"
+ORDER_KEY_TEST = "unique_stg_shop__orders_order_id"
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,27 @@ def _customers_reaggregated(warehouse: Path) -> dict[str, tuple[int, int]]:
     return found
 
 
+def _compiled_test(name: str) -> str:
+    """The SQL the last build ran for data test `name` (its file in the private target)."""
+    (path,) = Path(os.environ["DBT_TARGET_PATH"]).glob(f"compiled/segmart/**/{name}.sql")
+    return path.read_text()
+
+
+def _repeats_found(warehouse: Path, test_sql: str, order_id: str) -> bool:
+    """Whether `test_sql`, the key test of stg_shop__orders, fails on a copy of the warehouse
+    in which order `order_id` is staged twice."""
+    probe = warehouse.with_name("probe.duckdb")
+    shutil.copy(warehouse, probe)
+    with duckdb.connect() as con:
+        con.execute(f"attach '{probe}' as {warehouse.stem}; use {warehouse.stem}")
+        con.execute(
+            "insert into staging.stg_shop__orders"
+            " select * from staging.stg_shop__orders where order_id = ?",
+            [order_id],
+        )
+        return bool(con.execute(test_sql).fetchall())
+
+
 def _moved_order(drops: Drops, root: Path) -> tuple[Path, str, str]:
     """A re-delivered history order naming another customer, who wins deduplication (same
     time, smaller customer_id): the order moves, and its first customer loses it."""
@@ -349,6 +372,7 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
         f"select any_value(customer_id) from '{drops.week['customers']}'"
     ).fetchone()
     _build(incremental)
+    history_key_test = _compiled_test(ORDER_KEY_TEST)
     history_rules = _rules_of(incremental.warehouse, arriving) | _rules_of(
         incremental.warehouse, NEVER_SIGNED_UP
     )
@@ -359,8 +383,18 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     raw = _add_drops(_raw_dir(tmp_path / "incremental", drops, week_files), extra_drops)
     time.sleep(max(0.0, (near_future - datetime.now()).total_seconds() + 1))
     _build(incremental)
+    week_key_test = _compiled_test(ORDER_KEY_TEST)
     after_week = tmp_path / "after_week.duckdb"
     shutil.copy(incremental.warehouse, after_week)
+    with duckdb.connect(str(after_week), read_only=True) as con:
+        (untouched_by_week,) = con.execute(
+            "select any_value(order_id) from staging.stg_shop__orders where order_id not in"
+            " (select order_id from raw_history.stg_shop__orders__keys_to_restage)"
+        ).fetchone()
+    repeats_found = {
+        order_id: _repeats_found(incremental.warehouse, week_key_test, order_id)
+        for order_id in (moved_order, untouched_by_week)
+    }
     reaggregated = _customers_reaggregated(after_week)
     week_full_dir = tmp_path / "week_full"
     week_full = _settings(
@@ -413,6 +447,11 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
         ("orders", "orphan_customer_id"),
         ("web_events", "orphan_customer_id"),
     }
+    # The key test of an incremental build reads the orders it restaged, and finds a repeat
+    # there; a full build's reads every order (macros/tests/changed_rows.sql).
+    assert "stg_shop__orders__keys_to_restage" in week_key_test
+    assert "keys_to_restage" not in history_key_test
+    assert repeats_found == {moved_order: True, untouched_by_week: False}
     assert unchanged_by_a_rerun == dict.fromkeys(COMPARED_TABLES, 0)
     assert staged_again == {False: False, True: True}
     assert set(_channel_of(incremental.warehouse, [late, appended])) == {late, appended}

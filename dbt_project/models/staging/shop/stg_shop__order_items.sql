@@ -4,8 +4,8 @@
 {{ config(
     materialized=staging_materialization(),
     incremental_strategy='append',
-    pre_hook="{{ delete_keys_to_rebuild('order_id', order_ids_of_lines_in_increment(), "
-        ~ read_tables ~ ", customers_of_restaged_orders()) }}",
+    pre_hook="{{ delete_keys_to_restage('order_id', " ~ read_tables
+        ~ ", customers_of_restaged_orders()) }}",
     post_hook="{{ record_loaded_files(" ~ read_tables ~ ") }}"
 ) }}
 -- depends_on: {{ ref('base_shop__orders') }}
@@ -18,7 +18,7 @@ validated as (
     select * from {{ ref('base_shop__order_items') }}
     where
         rejection_reason is null
-        and {{ rows_to_restage('order_id', read_tables) }}
+        and {{ rows_to_restage('order_id', read_tables, order_ids_of_lines_in_increment) }}
 
 ),
 

@@ -4,8 +4,8 @@
 {{ config(
     materialized=staging_materialization(),
     incremental_strategy='append',
-    pre_hook="{{ delete_keys_to_rebuild('order_id', order_ids_in_increment(), "
-        ~ read_tables ~ ", customers_of_restaged_keys('order_id')) }}",
+    pre_hook="{{ delete_keys_to_restage('order_id', " ~ read_tables
+        ~ ", customers_of_restaged_keys('order_id')) }}",
     post_hook=[
         "{{ log_restaged_customers(customers_of_restaged_keys('order_id')) }}",
         "{{ record_loaded_files(" ~ read_tables ~ ") }}",
@@ -19,7 +19,7 @@ validated as (
     select * from {{ ref('base_shop__orders') }}
     where
         rejection_reason is null
-        and {{ rows_to_restage('order_id', read_tables) }}
+        and {{ rows_to_restage('order_id', read_tables, order_ids_in_increment) }}
 
 ),
 

@@ -1,0 +1,54 @@
+{#-
+    Data tests that read only the rows a build changed. A build of an incremental model
+    (staging, the customer-day aggregates) rewrites the rows of some keys and leaves the others
+    as the build before tested them. A test that can only fail among the rewritten rows (one
+    row per key, when every row of a key is rewritten together) need not read the rest: it
+    declares `config: {where: "__rows_changed_by_this_build__"}`.
+
+    The model's pre_hook records, in raw_history.changed_rows, the table that holds the keys it
+    rewrites (key_table, key_column), or none when it rewrites every row. The test reads that
+    record only when the same dbt invocation wrote it, so a test run on its own, or after a
+    build that failed, reads every row.
+-#}
+
+{#- pre_hook: record which rows this build of the model changes (`key_table` none: every row). -#}
+{% macro record_changed_rows(key_table=none, key_column=none) %}
+    {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
+    {{ return(
+        "delete from raw_history.changed_rows where model_name = '" ~ this.identifier ~ "';"
+        ~ " insert into raw_history.changed_rows values ('" ~ this.identifier ~ "', '"
+        ~ invocation_id ~ "', "
+        ~ ("'" ~ key_table ~ "', '" ~ key_column ~ "'" if key_table else "null, null") ~ ")"
+    ) }}
+{% endmacro %}
+
+
+{#- The filter of the rows this invocation's build of `relation` changed: 'true' (every row)
+    unless this invocation recorded its keys. -#}
+{% macro rows_changed_by_this_build(relation) %}
+    {% if not execute or target.type != 'duckdb'
+        or adapter.get_relation(relation.database, 'raw_history', 'changed_rows') is none %}
+        {{ return('true') }}
+    {% endif %}
+    {% set found = run_query(
+        "select key_table, key_column from raw_history.changed_rows where model_name = '"
+        ~ relation.identifier ~ "' and invocation_id = '" ~ invocation_id ~ "'"
+    ) %}
+    {% if found.rows | length == 0 or found.rows[0][0] is none %}{{ return('true') }}{% endif %}
+    {% set key_table, key_column = found.rows[0][0], found.rows[0][1] %}
+    {{ return(key_column ~ " in (select " ~ key_column ~ " from " ~ key_table ~ ")") }}
+{% endmacro %}
+
+
+{#- dbt's `where` config, with __rows_changed_by_this_build__ resolved when the test runs (a
+    `where` is rendered when the project is parsed). -#}
+{% macro get_where_subquery(relation) -%}
+    {% set where = config.get('where') %}
+    {% if not where %}{{ return(relation) }}{% endif %}
+    {% if '__rows_changed_by_this_build__' in where %}
+        {% set where = where | replace(
+            '__rows_changed_by_this_build__', rows_changed_by_this_build(relation)
+        ) %}
+    {% endif %}
+    {{ return("(select * from " ~ relation ~ " where " ~ where ~ ") dbt_subquery") }}
+{%- endmacro %}
