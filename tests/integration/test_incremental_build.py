@@ -44,6 +44,7 @@ COMPARED_TABLES = (
     "intermediate.int_orders_aggregated_to_customer_days",
     "intermediate.int_order_items_aggregated_to_customer_day_categories",
     "intermediate.int_web_events_aggregated_to_customer_days",
+    "core.orders",
     "ml.customer_features",
     "ml.training_examples",
     "core.quarantined_rows",
@@ -51,7 +52,7 @@ COMPARED_TABLES = (
     "core.data_reconciliation",
 )
 # Everything the compared tables need, and the data tests on it (the reconciliation's among them).
-SELECTED = "+customer_features +training_examples +data_reconciliation +quarantined_values"
+SELECTED = "+customer_features +training_examples +data_reconciliation +quarantined_values +orders"
 LOOKBACK_DAYS = 3
 AGGREGATES = (
     "int_orders_aggregated_to_customer_days",

@@ -52,3 +52,21 @@
     {% endif %}
     {{ return("(select * from " ~ relation ~ " where " ~ where ~ ") dbt_subquery") }}
 {%- endmacro %}
+
+
+{#- The keys (`key_column`) of the rows `models` rewrote in this invocation, as a query; none
+    when one of them rewrote every row or was not built in it. -#}
+{% macro keys_changed_by_this_build(models, key_column) %}
+    {% if not execute or target.type != 'duckdb' %}{{ return(none) }}{% endif %}
+    {% set found = run_query(
+        "select key_table from raw_history.changed_rows where invocation_id = '" ~ invocation_id
+        ~ "' and key_column = '" ~ key_column ~ "' and model_name in ('"
+        ~ models | join("', '") ~ "')"
+    ).columns[0].values() %}
+    {% if found | length < models | length or none in found %}{{ return(none) }}{% endif %}
+    {% set queries = [] %}
+    {% for key_table in found %}
+        {% do queries.append("select " ~ key_column ~ " from " ~ key_table) %}
+    {% endfor %}
+    {{ return(queries | join(' union ')) }}
+{% endmacro %}

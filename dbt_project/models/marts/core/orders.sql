@@ -1,14 +1,27 @@
+{#- Incremental on DuckDB: a build rewrites the orders whose row or lines staging rewrote in
+    the same build (macros/incremental_marts.sql). Its contract is what BI reads: a changed
+    schema fails the build until --full-refresh. -#}
+{% set staging_models = ['stg_shop__orders', 'stg_shop__order_items'] %}
+{{ config(
+    materialized=staging_materialization(),
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_keys_to_rewrite(" ~ staging_models ~ ", 'order_id') }}"
+) }}
+
 with
 
 orders as (
 
     select * from {{ ref('stg_shop__orders') }}
+    where {{ keys_to_rewrite('order_id', staging_models) }}
 
 ),
 
 order_items as (
 
     select * from {{ ref('stg_shop__order_items') }}
+    where {{ keys_to_rewrite('order_id', staging_models) }}
 
 ),
 
