@@ -31,7 +31,7 @@ import pyarrow.dataset as ds
 
 from ml import warehouse
 from ml.errors import SegmartError
-from ml.modelling.examples import _HASH_BITS, TRAINING_TABLE, customer_sample
+from ml.modelling.examples import SAMPLE_HASH_BITS, TRAINING_TABLE, customer_sample
 from ml.modelling.input_overlap import SCORING_TABLE
 from ml.modelling.training import STATS_TABLE
 from ml.value.customer_value import VALUE_INPUTS_TABLE
@@ -210,7 +210,7 @@ def _import_pyspark() -> ModuleType:
     return pyspark.sql
 
 
-def spark_customer_bucket(column: str = "customer_id", bits: int = _HASH_BITS) -> str:
+def spark_customer_bucket(column: str = "customer_id", bits: int = SAMPLE_HASH_BITS) -> str:
     """Spark SQL for DuckDB's `md5_number(column) >> (128 - bits)`: training's sample bucket.
 
     DuckDB reads the md5's 16 bytes as one little-endian number, so its top bits are the

@@ -24,7 +24,8 @@ from ml.modelling.features import LABEL, model_input_columns, model_matrix, raw_
 
 TRAINING_TABLE = "ml.training_examples"
 MIN_EXAMPLES_PER_CLASS = 100
-_HASH_BITS = 20
+# Training samples customers by the top bits of md5(customer_id); Spark makes the same buckets.
+SAMPLE_HASH_BITS = 20
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,8 @@ def customer_sample(n_rows: int, max_rows: int) -> tuple[str, list[int]]:
     """
     if n_rows <= max_rows:
         return "", []
-    where = f"where md5_number(customer_id) >> {128 - _HASH_BITS} < ?"
-    return where, [int(2**_HASH_BITS * max_rows / n_rows)]
+    where = f"where md5_number(customer_id) >> {128 - SAMPLE_HASH_BITS} < ?"
+    return where, [int(2**SAMPLE_HASH_BITS * max_rows / n_rows)]
 
 
 def read_examples(
