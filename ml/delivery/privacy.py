@@ -58,14 +58,43 @@ def _tables_with_customer_id(con: duckdb.DuckDBPyConnection) -> list[str]:
 def _text_columns_holding_records(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     # Quarantined raw records and rejected CSV lines hold a customer's id inside text.
     candidates = [("core.quarantined_rows", "raw_record"), ("raw.csv_rejects", "csv_line")]
-    present = {
+    return [(table, column) for table, column in candidates if _present(con, table)]
+
+
+def _present(con: duckdb.DuckDBPyConnection, *tables: str) -> bool:
+    found = {
         f"{schema}.{table}"
         for schema, table in con.execute(
             "select table_schema, table_name from information_schema.tables"
-            " where table_type = 'BASE TABLE'"
         ).fetchall()
     }
-    return [(table, column) for table, column in candidates if table in present]
+    return set(tables) <= found
+
+
+def _forget_quarantined_values(con: duckdb.DuckDBPyConnection, customer_id: str) -> int:
+    """Delete the quarantined values of the customer's rows. They carry the row's first key
+    (row_key), not its customer: the customer's own row, and their orders, order lines and
+    events, as screening or staging knows them. Run before those tables lose the customer."""
+    if not _present(con, "core.quarantined_values", "intermediate.int_raw_rows_screened"):
+        return 0
+    orders_staged = (
+        " union all select 'order_items', order_id from staging.stg_shop__orders"
+        " where customer_id = $id"
+        if _present(con, "staging.stg_shop__orders")
+        else ""
+    )
+    found = con.execute(
+        "delete from core.quarantined_values as bad using ("
+        " select 'customers' as source_table, $id as row_key"
+        " union all select source_table, row_key from intermediate.int_raw_rows_screened"
+        " where customer_id = $id"
+        " union all select 'order_items', row_key from intermediate.int_raw_rows_screened"
+        f" where source_table = 'orders' and customer_id = $id{orders_staged}"
+        ") as theirs where bad.source_table = theirs.source_table"
+        " and bad.row_key = theirs.row_key returning 1",
+        {"id": customer_id},
+    ).fetchall()
+    return len(found)
 
 
 def forget_in_warehouse(warehouse: Path, customer_id: str) -> dict[str, int]:
@@ -82,6 +111,7 @@ def forget_in_warehouse(warehouse: Path, customer_id: str) -> dict[str, int]:
                 " values (?, current_timestamp::timestamp)",
                 [customer_id],
             )
+            deleted["core.quarantined_values"] = _forget_quarantined_values(con, customer_id)
             for table in _tables_with_customer_id(con):
                 found = con.execute(
                     f"delete from {table} where customer_id = ? returning 1", [customer_id]

@@ -286,6 +286,24 @@ def _holding(path: Path, customer: str, skip: tuple[str, ...] = ()) -> dict[str,
         return _matches(con, rf"(^|[^A-Za-z0-9]){re.escape(customer)}($|[^A-Za-z0-9])", tables)
 
 
+def _quarantine_values_of(warehouse: Path, customer: str) -> str:
+    """Quarantine a value of the customer's own row and of a line of one of their orders (the
+    rows name their first key, not the customer); return that order's id."""
+    with duckdb.connect(str(warehouse)) as con:
+        (order_id,) = con.execute(
+            "select min(order_id) from staging.stg_shop__orders where customer_id = ?", [customer]
+        ).fetchone()
+        con.execute(
+            "insert into core.quarantined_values (quarantined_value_id, source_table, row_key,"
+            " column_name, rule, raw_value) values ('forget-1', 'customers', $customer, 'city',"
+            " 'undecodable_value', 'M\ufffdnchen'), ('forget-2', 'order_items', $order,"
+            " 'unit_price', 'unparsable_value', 'n/a')",
+            {"customer": customer, "order": order_id},
+        )
+    assert order_id
+    return order_id
+
+
 def test_forget_removes_a_customer_everywhere_and_a_rebuild_does_not_bring_them_back(
     last_good: Workspace,
 ) -> None:
@@ -295,6 +313,7 @@ def test_forget_removes_a_customer_everywhere_and_a_rebuild_does_not_bring_them_
             "select min(customer_id) from marketing.campaign_audiences"
         ).fetchall()[0]
     assert customer
+    their_order = _quarantine_values_of(last_good.warehouse, customer)
     assert _holding(last_good.warehouse, customer)
     assert _holding(last_good.published, customer)
     assert any(customer in text for text in _export_texts(last_good.exports_dir).values())
@@ -304,6 +323,10 @@ def test_forget_removes_a_customer_everywhere_and_a_rebuild_does_not_bring_them_
 
     # the suppression list (schema privacy) is the one place the id stays
     assert _holding(last_good.warehouse, customer, skip=("privacy",)) == {}
+    with duckdb.connect(str(last_good.warehouse), read_only=True) as con:
+        assert con.execute(
+            "select count(*) from core.quarantined_values where row_key = ?", [their_order]
+        ).fetchone() == (0,)
     assert _holding(last_good.published, customer) == {}
     assert not [p for p, t in _export_texts(last_good.exports_dir).items() if customer in t]
 
