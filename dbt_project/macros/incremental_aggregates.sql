@@ -3,7 +3,8 @@
     staged rows changed since it last ran. The incremental staging models log those customers
     in raw_history.restaged_customers (delete_keys_to_restage, log_restaged_customers;
     is_every_customer after a full build or a rebuild whole); raw_history.reaggregated
-    keeps, per aggregate, the latest log entry it has processed. An aggregate of a customer is
+    keeps, per aggregate, the landing through which it has processed the log, and entries
+    every aggregate has processed are pruned. An aggregate of a customer is
     a function of that customer's staged rows only, so deleting and re-aggregating the logged
     customers gives the table a full build gives. Spark builds these models as tables.
 -#}
@@ -39,9 +40,12 @@
     {% if adapter.get_relation(this.database, 'raw_history', 'restaged_customers') is none %}
         {{ return(true) }}
     {% endif %}
+    {#- Without a record of its own, entries it never read may be pruned (record_reaggregated). -#}
     {% set found = run_query(
         "select exists (select 1 from (" ~ _unprocessed_log(staging_models)
         ~ ") as unprocessed where is_every_customer)"
+        ~ " or not exists (select 1 from raw_history.reaggregated where model_name = '"
+        ~ this.identifier ~ "')"
         ~ (" or " ~ whole_sql if whole_sql else "")
     ) %}
     {{ return(found.columns[0].values()[0]) }}
@@ -78,14 +82,19 @@
 {% endmacro %}
 
 
-{#- post_hook: remember the latest log entry of `staging_models` this model has processed. -#}
-{% macro record_reaggregated(staging_models) %}
+{#- post_hook: remember that this model has processed the log through this build's landing (it
+    read every entry of its staging models there was, and those ran before it), and prune the
+    entries every aggregate has processed: none reads an entry at or before the lowest mark
+    again. An aggregate without a mark re-aggregates everyone (_reaggregates_everyone). -#}
+{% macro record_reaggregated() %}
     {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
+    {% set mine = "from raw_history.reaggregated where model_name = '" ~ this.identifier ~ "'" %}
     {{ return(
-        "delete from raw_history.reaggregated where model_name = '" ~ this.identifier ~ "';"
-        ~ " insert into raw_history.reaggregated select '" ~ this.identifier ~ "',"
-        ~ " max(restaged_at) from raw_history.restaged_customers"
-        ~ " where model_name in ('" ~ staging_models | join("', '") ~ "')"
+        "insert into raw_history.reaggregated select '" ~ this.identifier ~ "', greatest("
+        ~ loaded_at() ~ ", (select max(processed_through) " ~ mine ~ "));"
+        ~ " delete " ~ mine ~ " and processed_through < (select max(processed_through) " ~ mine
+        ~ "); delete from raw_history.restaged_customers where restaged_at <= (select"
+        ~ " min(coalesce(processed_through, timestamp '-infinity')) from raw_history.reaggregated)"
     ) }}
 {% endmacro %}
 

@@ -397,6 +397,8 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
         for order_id in (moved_order, untouched_by_week)
     }
     reaggregated = _customers_reaggregated(after_week)
+    with duckdb.connect(str(after_week), read_only=True) as con:
+        (log_left,) = con.execute("select count(*) from raw_history.restaged_customers").fetchone()
     week_full_dir = tmp_path / "week_full"
     week_full = _settings(
         _add_drops(_raw_dir(week_full_dir, drops, week_files), extra_drops), week_full_dir
@@ -431,6 +433,8 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     assert _differences(week_full.warehouse, after_week) == dict.fromkeys(COMPARED_TABLES, 0)
     # ... having re-aggregated only the week's customers, not every one.
     assert all(0 < n_redone < n_held for n_redone, n_held in reaggregated.values()), reaggregated
+    # ... and pruned the restage log they have all read.
+    assert log_left == 0
     with duckdb.connect(str(after_week), read_only=True) as con:
         assert con.execute(
             "select customer_id from staging.stg_shop__orders where order_id = ?", [moved_order]

@@ -9,7 +9,7 @@
     pre_hook="{{ delete_customers_to_reaggregate(" ~ staging_models
         ~ ", raw_files_changed_since_read('products')) }}",
     post_hook=[
-        "{{ record_reaggregated(" ~ staging_models ~ ") }}",
+        "{{ record_reaggregated() }}",
         "{{ record_loaded_files(['products']) }}",
     ]
 ) }}

@@ -5,7 +5,7 @@
     materialized=staging_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_customers_to_reaggregate(" ~ staging_models ~ ") }}",
-    post_hook="{{ record_reaggregated(" ~ staging_models ~ ") }}"
+    post_hook="{{ record_reaggregated() }}"
 ) }}
 
 with

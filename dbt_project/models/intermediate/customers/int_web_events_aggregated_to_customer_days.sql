@@ -4,7 +4,7 @@
     materialized=staging_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_customers_to_reaggregate(['stg_shop__web_events']) }}",
-    post_hook="{{ record_reaggregated(['stg_shop__web_events']) }}"
+    post_hook="{{ record_reaggregated() }}"
 ) }}
 
 with
