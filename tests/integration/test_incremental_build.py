@@ -396,6 +396,14 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
         order_id: _repeats_found(incremental.warehouse, week_key_test, order_id)
         for order_id in (moved_order, untouched_by_week)
     }
+    # The same test run on its own, in another dbt invocation.
+    run_dbt(
+        incremental,
+        "test",
+        dbt_vars(incremental, extra={"incremental_lookback_days": LOOKBACK_DAYS}),
+        select=ORDER_KEY_TEST,
+    )
+    alone_key_test = _compiled_test(ORDER_KEY_TEST)
     reaggregated = _customers_reaggregated(after_week)
     with duckdb.connect(str(after_week), read_only=True) as con:
         (log_left,) = con.execute("select count(*) from raw_history.restaged_customers").fetchone()
@@ -453,9 +461,11 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
         ("web_events", "orphan_customer_id"),
     }
     # The key test of an incremental build reads the orders it restaged, and finds a repeat
-    # there; a full build's reads every order (macros/tests/changed_rows.sql).
+    # there; a full build's, or the test run on its own, reads every order
+    # (macros/tests/changed_rows.sql).
     assert "stg_shop__orders__keys_to_restage" in week_key_test
     assert "keys_to_restage" not in history_key_test
+    assert "keys_to_restage" not in alone_key_test
     assert repeats_found == {moved_order: True, untouched_by_week: False}
     assert unchanged_by_a_rerun == dict.fromkeys(COMPARED_TABLES, 0)
     assert staged_again == {False: False, True: True}
