@@ -1,7 +1,7 @@
 {#-
     Incremental customer-day aggregates (DuckDB): a run re-aggregates only the customers whose
     staged rows changed since it last ran. The incremental staging models log those customers
-    in raw_history.restaged_customers (delete_keys_to_restage, log_restaged_customers;
+    in raw_history.restaged_customers (delete_keys_to_restage;
     is_every_customer after a full build or a rebuild whole); raw_history.reaggregated
     keeps, per aggregate, the landing through which it has processed the log, and entries
     every aggregate has processed are pruned. An aggregate of a customer is

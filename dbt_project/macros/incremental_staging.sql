@@ -206,6 +206,13 @@
 {%- endmacro %}
 
 
+{#- The table in which an incremental run of this model keeps the files that hold a key to
+    restage: made when the model renders, read by its pre_hook. -#}
+{% macro _files_to_restage() -%}
+    raw_history.{{ this.identifier }}__files_to_restage
+{%- endmacro %}
+
+
 {#- Whether this model rebuilds whole (must_rebuild_whole), decided when it is rendered: its
     filters are then plain semi-joins (an `or exists` made DuckDB test every row). -#}
 {% macro _rebuilds_whole(tables) %}
@@ -230,6 +237,11 @@
         ~ clean_text(key_column) ~ " in (select " ~ key_column ~ " from " ~ _keys_to_restage()
         ~ ")"
     ).columns[0].values() %}
+    {#- Kept for the pre_hook, which logs the customers of these rows. -#}
+    {% do run_query(
+        "create or replace table " ~ _files_to_restage() ~ " as select unnest(cast(["
+        ~ _literal_list(files)[1:-1] ~ "] as varchar[])) as file_path"
+    ) %}
     {% if not files %}{{ return('false') }}{% endif %}
     {{ return(
         "(source_file in " ~ _literal_list(files) ~ " and " ~ key_column ~ " in (select "
@@ -239,29 +251,56 @@
 
 
 {#- pre_hook of an incremental staging model. On an incremental run: log the customers whose
-    staged rows change (`customers_sql`: the customers of the keys kept when the model
-    rendered, before they are deleted), and delete those keys. On a full build, or one that
-    must rebuild whole: log that every customer changes (the entries before say nothing more)
-    and delete every row. The customer-day aggregates read the log
+    staged rows change, and delete the rows of the keys kept when the model rendered. With
+    `base_relation` (the model's base view), the customers of every copy of those keys in the
+    files that hold one: those of the rows about to be staged, and, unless a file of the table
+    changed since read, those of the rows staged before (their copies are still there); else,
+    and always without a base view, `customers_sql` as well, read before the delete. On a full
+    build, or one that must rebuild whole: log that every customer changes (the entries before
+    say nothing more) and delete every row. The customer-day aggregates read the log
     (macros/incremental_aggregates.sql). -#}
-{% macro delete_keys_to_restage(key_column, tables, customers_sql) %}
+{% macro delete_keys_to_restage(key_column, tables, customers_sql, base_relation=none) %}
     {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
     {% set log = "insert into raw_history.restaged_customers select '" ~ this.identifier ~ "', " %}
     {% if not is_incremental() or _rebuilds_whole(tables) %}
-        {#- An empty table of keys: the post_hook's query reads it. -#}
         {{ return(
-            "create or replace table " ~ _keys_to_restage() ~ " as select cast(null as varchar) as "
-            ~ key_column ~ " where false; delete from raw_history.restaged_customers where"
-            ~ " model_name = '" ~ this.identifier ~ "'; " ~ log ~ "null, true, " ~ loaded_at()
-            ~ "; " ~ record_changed_rows() ~ ("; delete from " ~ this if is_incremental() else "")
+            "delete from raw_history.restaged_customers where model_name = '" ~ this.identifier
+            ~ "'; " ~ log ~ "null, true, " ~ loaded_at() ~ "; " ~ record_changed_rows()
+            ~ ("; delete from " ~ this if is_incremental() else "")
         ) }}
     {% endif %}
+    {% set logged = [] %}
+    {% if base_relation is not none %}
+        {% do logged.append(_customers_of_copies(key_column, base_relation)) %}
+    {% endif %}
+    {% if base_relation is none or _has_changed_files(tables[0]) %}
+        {% do logged.append(customers_sql) %}
+    {% endif %}
     {{ return(
-        log ~ "customer_id, false, " ~ loaded_at() ~ " from (" ~ customers_sql ~ ") as restaged; "
-        ~ record_changed_rows(_keys_to_restage(), key_column) ~ "; delete from " ~ this
-        ~ " where " ~ key_column ~ " in (select " ~ key_column ~ " from " ~ _keys_to_restage()
-        ~ ")"
+        log ~ "customer_id, false, " ~ loaded_at() ~ " from (" ~ logged | join(' union ')
+        ~ ") as restaged; " ~ record_changed_rows(_keys_to_restage(), key_column)
+        ~ "; delete from " ~ this ~ " where " ~ key_column ~ " in (select " ~ key_column
+        ~ " from " ~ _keys_to_restage() ~ ")"
     ) }}
+{% endmacro %}
+
+
+{#- The customers of every copy, in the base view, of the keys this run restages. -#}
+{% macro _customers_of_copies(key_column, base_relation) %}
+    {% set files = run_query("select file_path from " ~ _files_to_restage()).columns[0].values() %}
+    {% if not files %}{{ return("select cast(null as varchar) as customer_id where false") }}{% endif %}
+    {{ return(
+        "select customer_id from " ~ base_relation ~ " where source_file in "
+        ~ _literal_list(files) ~ " and " ~ key_column ~ " in (select " ~ key_column ~ " from "
+        ~ _keys_to_restage() ~ ") and customer_id is not null"
+    ) }}
+{% endmacro %}
+
+
+{% macro _has_changed_files(table_name) %}
+    {{ return(run_query(
+        "select count(*) > 0 from (" ~ _changed_files(table_name) ~ ") as changed"
+    ).columns[0].values()[0]) }}
 {% endmacro %}
 
 
@@ -281,17 +320,6 @@
     select distinct customer_id from {{ ref('stg_shop__orders') }}
     where order_id in (select order_id from {{ _keys_to_restage() }})
 {%- endmacro %}
-
-
-{#- post_hook: log the customers of the rows an incremental run staged (see
-    delete_keys_to_restage; a full build logged every customer already). -#}
-{% macro log_restaged_customers(customers_sql) %}
-    {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
-    {{ return(
-        "insert into raw_history.restaged_customers select '" ~ this.identifier
-        ~ "', customer_id, false, " ~ loaded_at() ~ " from (" ~ customers_sql ~ ") as restaged"
-    ) }}
-{% endmacro %}
 
 
 {#- post_hook: remember the files this build read, as they are now, with their latest row (a

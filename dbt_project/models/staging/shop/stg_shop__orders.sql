@@ -5,11 +5,8 @@
     materialized=staging_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_keys_to_restage('order_id', " ~ read_tables
-        ~ ", customers_of_restaged_keys('order_id')) }}",
-    post_hook=[
-        "{{ log_restaged_customers(customers_of_restaged_keys('order_id')) }}",
-        "{{ record_loaded_files(" ~ read_tables ~ ") }}",
-    ]
+        ~ ", customers_of_restaged_keys('order_id'), ref('base_shop__orders')) }}",
+    post_hook="{{ record_loaded_files(" ~ read_tables ~ ") }}"
 ) }}
 
 with
