@@ -137,14 +137,16 @@
     {%- set files = run_query(_new_or_changed_files([table_name])) -%}
     {%- set new_files, changed_files, changed_since = [], [], [] -%}
     {%- for file in files.rows -%}
-        {%- do (new_files if file[2] else changed_files).append(file[1]) -%}
-        {%- if not file[2] and file[3] is not none %}{% do changed_since.append(file[3]) %}{% endif -%}
+        {%- do (new_files if file['is_new'] else changed_files).append(file['file_path']) -%}
+        {%- if not file['is_new'] and file['max_stamped_at'] is not none -%}
+            {%- do changed_since.append(file['max_stamped_at']) -%}
+        {%- endif -%}
     {%- endfor -%}
     {%- set parts = [] -%}
     {%- if new_files %}{% do parts.append('source_file in ' ~ _literal_list(new_files)) %}{% endif -%}
     {%- if changed_files -%}
         {%- set late_rows = '' -%}
-        {#- A changed file whose rows had no timestamp then is read whole. -#}
+        {#- When a changed file's rows had no timestamp then, every changed file is read whole. -#}
         {%- if stamped_at is not none and changed_since | length == changed_files | length -%}
             {%- set late_rows = " and " ~ stamped_at ~ " >= cast('" ~ changed_since | min
                 ~ "' as timestamp) - interval '" ~ var('incremental_lookback_days') ~ "' day" -%}
