@@ -26,17 +26,24 @@
 {#- The filter of the rows this invocation's build of `relation` changed: 'true' (every row)
     unless this invocation recorded its keys. -#}
 {% macro rows_changed_by_this_build(relation) %}
+    {% set records = _changed_rows_records([relation.identifier]) %}
+    {% if records | length == 0 or records[0]['key_table'] is none %}{{ return('true') }}{% endif %}
+    {% set key_column = records[0]['key_column'] %}
+    {{ return(key_column ~ " in (select " ~ key_column ~ " from " ~ records[0]['key_table'] ~ ")") }}
+{% endmacro %}
+
+
+{#- The records this invocation's builds of `models` wrote in raw_history.changed_rows (none
+    outside a DuckDB build). -#}
+{% macro _changed_rows_records(models) %}
     {% if not execute or target.type != 'duckdb'
-        or adapter.get_relation(relation.database, 'raw_history', 'changed_rows') is none %}
-        {{ return('true') }}
+        or adapter.get_relation(target.database, 'raw_history', 'changed_rows') is none %}
+        {{ return([]) }}
     {% endif %}
-    {% set found = run_query(
-        "select key_table, key_column from raw_history.changed_rows where model_name = '"
-        ~ relation.identifier ~ "' and invocation_id = '" ~ invocation_id ~ "'"
-    ) %}
-    {% if found.rows | length == 0 or found.rows[0][0] is none %}{{ return('true') }}{% endif %}
-    {% set key_table, key_column = found.rows[0][0], found.rows[0][1] %}
-    {{ return(key_column ~ " in (select " ~ key_column ~ " from " ~ key_table ~ ")") }}
+    {{ return(run_query(
+        "select key_table, key_column from raw_history.changed_rows where invocation_id = '"
+        ~ invocation_id ~ "' and model_name in ('" ~ models | join("', '") ~ "')"
+    ).rows) }}
 {% endmacro %}
 
 
@@ -55,18 +62,14 @@
 
 
 {#- The keys (`key_column`) of the rows `models` rewrote in this invocation, as a query; none
-    when one of them rewrote every row or was not built in it. -#}
+    when one of them rewrote every row (no key column) or was not built in it. -#}
 {% macro keys_changed_by_this_build(models, key_column) %}
-    {% if not execute or target.type != 'duckdb' %}{{ return(none) }}{% endif %}
-    {% set found = run_query(
-        "select key_table from raw_history.changed_rows where invocation_id = '" ~ invocation_id
-        ~ "' and key_column = '" ~ key_column ~ "' and model_name in ('"
-        ~ models | join("', '") ~ "')"
-    ).columns[0].values() %}
-    {% if found | length < models | length or none in found %}{{ return(none) }}{% endif %}
+    {% set records = _changed_rows_records(models) %}
+    {% if records | length < models | length %}{{ return(none) }}{% endif %}
     {% set queries = [] %}
-    {% for key_table in found %}
-        {% do queries.append("select " ~ key_column ~ " from " ~ key_table) %}
+    {% for record in records %}
+        {% if record['key_column'] != key_column %}{{ return(none) }}{% endif %}
+        {% do queries.append("select " ~ key_column ~ " from " ~ record['key_table']) %}
     {% endfor %}
     {{ return(queries | join(' union ')) }}
 {% endmacro %}
