@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,13 +14,13 @@ from datetime import date
 from pathlib import Path
 
 from dbt.cli.main import dbtRunner
-from dbt.constants import PARTIAL_PARSE_FILE_NAME
 from dbt.contracts.graph.manifest import Manifest
 from dbt.contracts.graph.nodes import CompiledNode
 from dbt_common.events.base_types import EventMsg
 
 from ml.config import DBT_HASH_KEY_VARIABLE, DBT_PROJECT_DIR, PROFILES_DIR, Settings
 from ml.errors import SegmartError
+from ml.run.partial_parse import partial_parse_for
 
 # Commands that run on a parsed project: they get the manifest parsed once (`_parsed_manifest`).
 _COMMANDS_ON_A_MANIFEST = frozenset({"build", "run", "test", "seed", "compile", "docs"})
@@ -33,8 +32,6 @@ _COMMANDS_WITHOUT_MANIFEST_JSON = frozenset({"build", "run", "test", "seed"})
 # sets of vars (the champion's statistics, a challenger's, none); each holds the whole project.
 _PARSED: OrderedDict[tuple, Manifest] = OrderedDict()
 _MAX_PARSED = 3
-# Partial-parse files kept per set of vars in the dbt target dir (about 2 MB each).
-_MAX_KEPT_PARTIAL_PARSES = 8
 
 
 @dataclass(frozen=True)
@@ -141,9 +138,11 @@ def _target_dir() -> Path:
 
 
 def _vars_key(settings: Settings, variables_json: str) -> str:
-    """What dbt's parse depends on besides the project files: vars, target, environment.
+    """The key of a parse kept in this process: vars, target, environment.
 
-    The secret hash key is left out: only the profile reads it, at run time.
+    A manifest held in memory is not checked by dbt again, so every variable the project and
+    profile read is in the key. The secret hash key is left out: only the profile reads it, at
+    run time.
     """
     environment = {k: v for k, v in settings.dbt_env().items() if k != DBT_HASH_KEY_VARIABLE}
     text = json.dumps([json.loads(variables_json), settings.target, environment], sort_keys=True)
@@ -165,42 +164,6 @@ def _project_files_state() -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(state))
 
 
-def _copy_atomically(source: Path, destination: Path) -> None:
-    """Readers (dbt, in this or another process) see the old file or the new one, never half."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{destination.name}.{os.getpid()}")
-    shutil.copyfile(source, partial)
-    os.replace(partial, destination)
-
-
-def _modified_ns(path: Path) -> int | None:
-    return path.stat().st_mtime_ns if path.exists() else None
-
-
-@contextmanager
-def _partial_parse_of(vars_key: str) -> Iterator[None]:
-    """Let dbt start from the partial parse saved for these vars.
-
-    dbt keeps one partial-parse file and discards it whenever the vars change (they are
-    rendered at parse time), re-parsing the whole project: 15 s. `segmart run` builds with
-    and without a champion's statistics (different vars), so each run parsed the project from
-    scratch twice. One saved file per set of vars keeps both partial; dbt still checks that a
-    file's vars, profile and project match before it uses it.
-    """
-    current = _target_dir() / PARTIAL_PARSE_FILE_NAME
-    saved = _target_dir() / "partial_parses" / f"{vars_key}.msgpack"
-    if saved.exists():
-        _copy_atomically(saved, current)
-        os.utime(saved)  # recently used: pruned last
-    before = _modified_ns(current)
-    yield
-    if _modified_ns(current) != before:  # dbt parsed and wrote a new one
-        _copy_atomically(current, saved)
-        kept = sorted(saved.parent.glob("*.msgpack"), key=lambda path: path.stat().st_mtime_ns)
-        for stale in kept[:-_MAX_KEPT_PARTIAL_PARSES]:
-            stale.unlink(missing_ok=True)
-
-
 def _parsed_manifest(
     settings: Settings, command: str, variables_json: str, shared_args: list[str]
 ) -> Manifest:
@@ -210,10 +173,9 @@ def _parsed_manifest(
     more writing the 2.5 MB manifest.json); `segmart run` invokes dbt several times with the
     same vars. Vars are rendered at parse time, so a parse is reused only for the same vars.
     """
-    vars_key = _vars_key(settings, variables_json)
-    state = (vars_key, _project_files_state())
+    state = (_vars_key(settings, variables_json), _project_files_state())
     if state not in _PARSED:
-        with _partial_parse_of(vars_key):
+        with partial_parse_for(settings, variables_json, _target_dir()):
             # The command's own run writes manifest.json; the parse need not.
             outcome = dbtRunner().invoke(["parse", *shared_args, "--no-write-json"])
         if not outcome.success:

@@ -115,6 +115,44 @@ def test_alternating_vars_keep_their_partial_parses_across_processes(
     assert "UnableToPartialParse" not in third
 
 
+def test_a_new_workspace_starts_from_the_partial_parse_of_another(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dbt's profile hash covers the warehouse path and the workspace's hash key: before, the
+    # first build of every workspace (every test) parsed the project in full.
+    other_root = tmp_path / "other"
+    other = make_settings(settings.raw_dir, other_root / "tiny.duckdb", other_root)
+    assert other.hash_key() != settings.hash_key()
+
+    run_dbt(settings, "run", {"n": 1})
+    monkeypatch.setattr(build, "_PARSED", OrderedDict())  # as a new process would start
+    run_dbt(other, "run", {"n": 2})
+    monkeypatch.setattr(build, "_PARSED", OrderedDict())
+    run_dbt(other, "run", {"n": 1})
+
+    _, other_vars, same_vars = _parses()
+    assert "UnableToPartialParse" in other_vars  # other vars: a full parse, as dbt must
+    assert "PartialParsingEnabled" in same_vars
+    assert "UnableToPartialParse" not in same_vars
+    assert _final(other) == [(1,)]
+
+
+def test_a_warehouse_of_another_name_is_parsed_for_its_own_database(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file's name is the database every node is parsed into: no parse is shared.
+    other_root = tmp_path / "other"
+    other = make_settings(settings.raw_dir, other_root / "renamed.duckdb", other_root)
+
+    run_dbt(settings, "run", {"n": 1})
+    monkeypatch.setattr(build, "_PARSED", OrderedDict())
+    run_dbt(other, "run", {"n": 1})
+
+    _, second = _parses()
+    assert "UnableToPartialParse" in second
+    assert _final(other) == [(1,)]
+
+
 def test_a_run_writes_its_run_results_and_no_manifest_json(
     settings: Settings, tmp_path: Path
 ) -> None:
