@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import pprint
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -91,7 +90,7 @@ def partial_parse_for(settings: Settings, variables_json: str, target_dir: Path)
     before = _modified_ns(current)
     yield
     if _modified_ns(current) != before:  # dbt parsed and wrote a new one
-        _copy_atomically(current, folder / f"{profile_hash}.msgpack")
+        _write_atomically(folder / f"{profile_hash}.msgpack", current.read_bytes())
         for stale in folder.glob("*.msgpack"):
             if stale.stem != profile_hash:
                 stale.unlink(missing_ok=True)
@@ -107,10 +106,7 @@ def _restore(saved: Path, current: Path, profile_hash: str) -> bool:
         if content.count(old) != 1:
             return False
         content = content.replace(old, profile_hash.encode())
-    partial = current.with_name(f".{current.name}.{os.getpid()}")
-    current.parent.mkdir(parents=True, exist_ok=True)
-    partial.write_bytes(content)
-    os.replace(partial, current)
+    _write_atomically(current, content)
     return True
 
 
@@ -124,11 +120,11 @@ def _prune(folder: Path) -> None:
             stale.parent.rmdir()  # the key's folder, once empty
 
 
-def _copy_atomically(source: Path, destination: Path) -> None:
+def _write_atomically(destination: Path, content: bytes) -> None:
     """Other processes may read `destination` meanwhile: they see the old or the new file."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.{os.getpid()}")
-    shutil.copyfile(source, partial)
+    partial.write_bytes(content)
     os.replace(partial, destination)
 
 
