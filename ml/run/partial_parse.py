@@ -45,7 +45,7 @@ def _profile_hash_and_placement(settings: Settings, variables: dict) -> tuple[st
     Rendered as dbt renders the profile (under the workspace's environment variables), hashed
     as dbt-core's `ManifestLoader.build_manifest_state_check` does. Should dbt hash otherwise,
     the restored file fails dbt's check and dbt parses in full, as it did before. None when
-    the profile does not render: dbt's own invocation then reports why.
+    the profile is missing or does not render: dbt's own invocation then reports why.
     """
 
     def render() -> tuple[str, tuple]:
@@ -62,7 +62,7 @@ def _profile_hash_and_placement(settings: Settings, variables: dict) -> tuple[st
 
     try:
         return contextvars.copy_context().run(render)
-    except DbtProfileError:
+    except (DbtProfileError, KeyError):  # KeyError: profiles.yml has no `segmart` profile
         return None
 
 
