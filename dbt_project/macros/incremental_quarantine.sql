@@ -199,6 +199,7 @@
     {{ return(
         "delete from raw_history.loaded_files where model_name = '" ~ this.identifier ~ "';"
         ~ " insert into raw_history.loaded_files select '" ~ this.identifier ~ "', table_name,"
-        ~ " file_path, file_size, modified_at, loaded_at, cast(null as timestamp) from raw.files"
+        ~ " file_path, file_size, modified_at, loaded_at, cast(null as timestamp),"
+        ~ " cast(null as timestamp) from raw.files"
     ) }}
 {% endmacro %}

@@ -43,7 +43,8 @@
         "create schema if not exists raw_history; create table if not exists"
         ~ " raw_history.loaded_files (model_name varchar, table_name varchar, file_path varchar,"
         ~ " file_size bigint, modified_at timestamp, loaded_at timestamp,"
-        ~ " max_stamped_at timestamp)"
+        ~ " max_stamped_at timestamp, latest_stamped_at timestamp);"
+        ~ " alter table raw_history.loaded_files add column if not exists latest_stamped_at timestamp"
     ) %}
     {#- The customers whose staged rows each incremental staging model changed, and how far
         each customer-day aggregate has re-aggregated them (macros/incremental_aggregates.sql). -#}

@@ -134,17 +134,25 @@ def _raw_dir(root: Path, drops: Drops, files: dict[str, list[Path]]) -> Path:
 
 
 def _near_future_rows(drops: Drops, root: Path, stamped_at: datetime) -> dict[str, Path]:
-    """An order and a web event stamped `stamped_at`, of a customer who never signs up."""
+    """An order and a web event stamped `stamped_at`, of a customer who never signs up, and
+    another of each of a customer of the history: rejected in the history build, staged in
+    the week's (from a file read before, so only if the increment looks for them)."""
     files = {}
+    customers = f"read_parquet('{drops.history['customers']}')"
     for table, key, stamp in (
         ("orders", "order_id", "ordered_at"),
         ("web_events", "event_id", "event_at"),
     ):
         files[table] = root / f"{table}-near-future.parquet"
+        rows = f"read_parquet('{drops.history[table]}')"
+        stamped = f"timestamp '{stamped_at.isoformat(sep=' ')}' as {stamp}"
         duckdb.execute(
-            f"copy (select * replace ('near-future-' || {key} as {key}, '{NEVER_SIGNED_UP}'"
-            f" as customer_id, timestamp '{stamped_at.isoformat(sep=' ')}' as {stamp})"
-            f" from read_parquet('{drops.history[table]}') limit 1) to '{files[table]}'"
+            f"copy (select * from (select * replace ('near-future-' || {key} as {key},"
+            f" '{NEVER_SIGNED_UP}' as customer_id, {stamped}) from {rows} limit 1)"
+            f" union all select * from (select * replace ('near-future-known-' || {key}"
+            f" as {key}, {stamped}) from {rows}"
+            f" where customer_id in (select customer_id from {customers}) limit 1))"
+            f" to '{files[table]}'"
         )
     return files
 
