@@ -4,7 +4,7 @@
     in raw_history.restaged_customers (delete_keys_to_restage;
     is_every_customer after a full build or a rebuild whole); raw_history.reaggregated
     keeps, per aggregate, the landing through which it has processed the log, and entries
-    every aggregate has processed are pruned. An aggregate of a customer is
+    every aggregate has processed are pruned at the end of the build. An aggregate of a customer is
     a function of that customer's staged rows only, so deleting and re-aggregating the logged
     customers gives the table a full build gives. Spark builds these models as tables.
 -#}
@@ -83,9 +83,8 @@
 
 
 {#- post_hook: remember that this model has processed the log through this build's landing (it
-    read every entry of its staging models there was, and those ran before it), and prune the
-    entries every aggregate has processed: none reads an entry at or before the lowest mark
-    again. An aggregate without a mark re-aggregates everyone (_reaggregates_everyone). -#}
+    read every entry of its staging models there was, and those ran before it). An aggregate
+    without a mark re-aggregates everyone (_reaggregates_everyone). -#}
 {% macro record_reaggregated() %}
     {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
     {% set mine = "from raw_history.reaggregated where model_name = '" ~ this.identifier ~ "'" %}
@@ -93,7 +92,21 @@
         "insert into raw_history.reaggregated select '" ~ this.identifier ~ "', greatest("
         ~ loaded_at() ~ ", (select max(processed_through) " ~ mine ~ "));"
         ~ " delete " ~ mine ~ " and processed_through < (select max(processed_through) " ~ mine
-        ~ "); delete from raw_history.restaged_customers where restaged_at <= (select"
+        ~ ")"
+    ) }}
+{% endmacro %}
+
+
+{#- on-run-end: prune the log entries every aggregate has processed: none reads an entry at or
+    before the lowest mark again. Once per build, after every node: two aggregates built at once
+    (dbt threads) deleting the same entries would conflict. -#}
+{% macro prune_restage_log() %}
+    {% if target.type != 'duckdb'
+        or adapter.get_relation(target.database, 'raw_history', 'reaggregated') is none %}
+        {{ return('') }}
+    {% endif %}
+    {{ return(
+        "delete from raw_history.restaged_customers where restaged_at <= (select"
         ~ " min(coalesce(processed_through, timestamp '-infinity')) from raw_history.reaggregated)"
     ) }}
 {% endmacro %}
