@@ -28,6 +28,11 @@ WORKSPACE_DIRS = {
     "exports_dir": "exports",
 }
 HASH_KEY_FILE = ".segmart_hash_key"
+# dbt builds two nodes at once (profiles.yml) for a shop whose raw files weigh less than this,
+# one otherwise: two heavy models at once ran out of the 3GB memory limit at 1M customers
+# (1.3 GB of Parquet); at 2,000 customers, where dbt's Python is most of a build, one node's
+# Python overlaps the other's SQL.
+SMALL_SHOP_BYTES = 256 * 1024**2
 # dbt scrubs the values of DBT_ENV_SECRET_* variables from its logs and refuses them outside
 # profiles.yml, which hands this one to DuckDB as a session variable (see profiles.yml).
 DBT_HASH_KEY_VARIABLE = "DBT_ENV_SECRET_SEGMART_HASH_KEY"
@@ -42,6 +47,15 @@ def dbt_var_defaults() -> dict:
     """
     project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
     return project["vars"]
+
+
+def dbt_threads(raw_dir: Path) -> int:
+    """dbt's threads for the shop in `raw_dir`; SEGMART_DBT_THREADS, when set, decides."""
+    if given := os.environ.get("SEGMART_DBT_THREADS"):
+        return int(given)
+    files = raw_dir.rglob("*") if raw_dir.is_dir() else ()
+    size = sum(path.stat().st_size for path in files if path.is_file())
+    return 2 if size < SMALL_SHOP_BYTES else 1
 
 
 def _env_path(name: str, default: Path | None = None) -> Path | None:
@@ -189,5 +203,6 @@ class Settings:
             # The registry dbt's predictions models load the champion from.
             "SEGMART_MODELS_DIR": str(self.models_dir),
             "SEGMART_TARGET": self.target,
+            "SEGMART_DBT_THREADS": str(dbt_threads(self.raw_dir)),
             DBT_HASH_KEY_VARIABLE: self.hash_key(),
         }

@@ -238,6 +238,9 @@ def private_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         # Concurrent test workers must not share dbt's artifacts.
         patch.setenv("DBT_TARGET_PATH", str(tmp_path_factory.mktemp("incremental_target")))
+        # Two nodes at once, as a small shop builds (ml.config.dbt_threads): the hooks of
+        # aggregates built side by side must not conflict.
+        patch.setenv("SEGMART_DBT_THREADS", "2")
         yield
 
 

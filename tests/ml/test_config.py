@@ -113,3 +113,19 @@ def test_the_environment_key_wins_and_an_empty_key_file_is_a_one_line_error(
         settings.hash_key()
     monkeypatch.setenv("SEGMART_HASH_KEY", "from-the-environment")
     assert settings.hash_key() == "from-the-environment"
+
+
+def test_dbt_builds_two_nodes_at_once_for_a_small_shop_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = tmp_path / "raw"
+    (raw / "orders").mkdir(parents=True)
+    (raw / "customers.csv").write_bytes(b"x" * 600)
+    (raw / "orders" / "2026-01-07.csv").write_bytes(b"x" * 500)
+    settings = Settings(raw_dir=raw, warehouse=tmp_path / "segmart.duckdb")
+    assert settings.dbt_env()["SEGMART_DBT_THREADS"] == "2"
+    # Every file counts, in folders of drops too: 1,100 bytes is no longer small.
+    monkeypatch.setattr("ml.config.SMALL_SHOP_BYTES", 1_100)
+    assert settings.dbt_env()["SEGMART_DBT_THREADS"] == "1"
+    monkeypatch.setenv("SEGMART_DBT_THREADS", "3")
+    assert settings.dbt_env()["SEGMART_DBT_THREADS"] == "3"
