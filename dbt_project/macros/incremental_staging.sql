@@ -394,14 +394,12 @@
     {% set to_scan = {} %}
     {% if not execute %}{{ return(to_scan) }}{% endif %}
     {% for row in run_query(
-        "select files.table_name, files.file_path from raw.files as files"
-        ~ " left join (" ~ _files_read_before(tables) ~ ") as read_before"
+        "select table_name, file_path from (" ~ _new_or_changed_files(tables) ~ ") as files"
+        ~ " union select files.table_name, files.file_path from raw.files as files"
+        ~ " inner join (" ~ _files_read_before(tables) ~ ") as read_before"
         ~ " on files.file_path = read_before.file_path"
         ~ " where files.table_name in ('" ~ tables | join("', '") ~ "') and ("
-        ~ " read_before.file_path is null"
-        ~ " or files.file_size <> read_before.file_size"
-        ~ " or files.modified_at <> read_before.modified_at"
-        ~ " or read_before.latest_stamped_at is null"
+        ~ " read_before.latest_stamped_at is null"
         ~ " or read_before.latest_stamped_at > read_before.loaded_at)"
     ).rows %}
         {% do to_scan.setdefault(row[0], []).append(row[1]) %}
