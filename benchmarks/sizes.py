@@ -381,7 +381,10 @@ class _SizeRun:
             _remove_warehouse(scaled)
 
     def run(self, repetition: int) -> None:
+        # End to end from nothing: a champion kept from an earlier run (or repetition) would
+        # stop this run, its feature statistics gone with the warehouse.
         _remove_warehouse(self.warehouse)
+        shutil.rmtree(self.work / "models", ignore_errors=True)
         self.built.unlink(missing_ok=True)
         self.timed("run", repetition, _segmart("run", "--raw-dir", str(self.raw_dir)))
 
