@@ -2,7 +2,7 @@
 `dbt_project/models/marts/predictions/` call, so that a plain `dbt build` scores too.
 
 `segmart score` writes the same tables itself (any model, with progress); these functions give dbt
-the champion's scores through the same code (`ml.serving.scoring.spool_scores`), so lineage runs
+the champion's scores through the same code (`ml.serving.spool.spool_scores`), so lineage runs
 raw -> features -> champion -> scores -> marketing in dbt's own graph. Each receives dbt's DuckDB
 connection inside dbt's transaction (nothing here begins or commits) and its refs as DuckDB
 relations. Without a champion every table is built empty with a warning: a missing model degrades
@@ -28,7 +28,8 @@ from ml.run.lifecycle import stats_gone
 from ml.segments import SegmentSums, describe_segments
 from ml.serving.compatibility import check_compatible, scorer_columns
 from ml.serving.drift import add_counts
-from ml.serving.scoring import score_warnings, spool_scores, with_run_columns
+from ml.serving.scoring import score_warnings, with_run_columns
+from ml.serving.spool import spool_scores
 
 BATCH_SIZE = 50_000
 

@@ -282,7 +282,7 @@ def segment_name_sql(segment_names: dict[int, tuple[str, str]]) -> str:
 
 
 def scoring_sql(model: LoadedModel, relation: str, with_segment_names: bool = False) -> str:
-    """A select scoring every row of `relation` as `ml.serving.scoring.score_batch` does.
+    """A select scoring every row of `relation` as `ml.serving.spool.score_batch` does.
 
     Parameters
     ----------

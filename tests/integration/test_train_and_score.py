@@ -24,7 +24,8 @@ from ml.modelling.train_report import TrainReport
 from ml.modelling.training import TrainOptions, train
 from ml.registry import load_model
 from ml.serving.compatibility import scorer_columns
-from ml.serving.scoring import SCORES_TABLE, ScoreReport, score, score_batch
+from ml.serving.scoring import SCORES_TABLE, ScoreReport, score
+from ml.serving.spool import score_batch
 from scripts.ground_truth import (
     load_ground_truth,
     load_uplift_windows,

@@ -17,7 +17,7 @@ from ml.modelling.features import model_matrix
 from ml.modelling.propensity import CANDIDATES, PropensityModel, fit_cross_fitted
 from ml.modelling.training import TrainOptions, train
 from ml.registry import load_model
-from ml.serving.scoring import score_batch
+from ml.serving.spool import score_batch
 from ml.serving.sql_export import hist_gradient_boosting_sql, number, scoring_sql, string_literal
 from tests.ml.synthetic import (
     examples_from,
