@@ -29,7 +29,7 @@ from ml.segments import SegmentSums, describe_segments
 from ml.serving.compatibility import check_compatible, scorer_columns
 from ml.serving.drift import add_counts
 from ml.serving.scoring import score_warnings, with_run_columns
-from ml.serving.spool import spool_scores
+from ml.serving.spool import SCORES_SCHEMA, spool_scores
 
 BATCH_SIZE = 50_000
 
@@ -42,26 +42,6 @@ CHAMPION_SCHEMA = pa.schema(
         ("feature_stats_id", pa.string()),
         ("feature_stats_fitted_as_of", pa.date32()),
         ("artifact_sha256", pa.string()),
-    ]
-)
-
-SCORES_SCHEMA = pa.schema(
-    [
-        ("customer_id", pa.string()),
-        ("as_of", pa.date32()),
-        ("model_id", pa.string()),
-        ("purchase_probability", pa.float64()),
-        ("propensity_decile", pa.int32()),
-        ("segment_id", pa.int32()),
-        ("segment_name", pa.string()),
-        ("reason_1", pa.string()),
-        ("reason_2", pa.string()),
-        ("reason_3", pa.string()),
-        ("expected_orders", pa.float64()),
-        ("probability_alive", pa.float64()),
-        ("predicted_revenue", pa.float64()),
-        ("predicted_revenue_decile", pa.int32()),
-        ("predicted_clv", pa.float64()),
     ]
 )
 

@@ -41,19 +41,43 @@ from ml.value.customer_value import (
 from ml.value.revenue import predicted_revenue
 from ml.value.seasonality import for_scoring
 
-_SPOOL_SCHEMA = pa.schema(
+# customer_scores as `Spooled.ranked` gives it.
+SCORES_SCHEMA = pa.schema(
     [
         ("customer_id", pa.string()),
         ("as_of", pa.date32()),
         ("model_id", pa.string()),
         ("purchase_probability", pa.float64()),
-        ("predicted_revenue", pa.float64()),
+        ("propensity_decile", pa.int32()),
         ("segment_id", pa.int32()),
         ("segment_name", pa.string()),
         ("reason_1", pa.string()),
         ("reason_2", pa.string()),
         ("reason_3", pa.string()),
+        ("expected_orders", pa.float64()),
+        ("probability_alive", pa.float64()),
+        ("predicted_revenue", pa.float64()),
+        ("predicted_revenue_decile", pa.int32()),
+        ("predicted_clv", pa.float64()),
     ]
+)
+
+# What each batch writes to the spool: the scores without the columns that need every batch
+# (deciles) or the BG/NBD fit (value columns), in the order `score_batch` builds them.
+_SPOOL_SCHEMA = pa.schema(
+    SCORES_SCHEMA.field(name)
+    for name in (
+        "customer_id",
+        "as_of",
+        "model_id",
+        "purchase_probability",
+        "predicted_revenue",
+        "segment_id",
+        "segment_name",
+        "reason_1",
+        "reason_2",
+        "reason_3",
+    )
 )
 
 _VALUE_SCHEMA = pa.schema(
@@ -190,7 +214,6 @@ def spool_scores(
 ) -> Spooled:
     """Score the feature batches and spool the results in `spool_dir` (the caller's to delete).
 
-    Shared by `segmart score` and the dbt Python model `customer_scores`, so both score alike.
     `n_threads` batches are scored at once (None: one per core).
     """
     scores, value = spool_dir / "scores.parquet", spool_dir / "value.parquet"
