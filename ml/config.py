@@ -52,6 +52,11 @@ def dbt_var_defaults() -> dict:
 def dbt_threads(raw_dir: Path) -> int:
     """dbt's threads for the shop in `raw_dir`; SEGMART_DBT_THREADS, when set, decides."""
     if given := os.environ.get("SEGMART_DBT_THREADS"):
+        if not given.isdigit() or int(given) < 1:
+            raise SegmartError(
+                f"SEGMART_DBT_THREADS={given!r} is not a number of dbt threads: use 1, 2, ..."
+                " or unset it (two for a shop under 256 MB of raw files, else one)"
+            )
         return int(given)
     files = raw_dir.rglob("*") if raw_dir.is_dir() else ()
     size = sum(path.stat().st_size for path in files if path.is_file())

@@ -129,3 +129,7 @@ def test_dbt_builds_two_nodes_at_once_for_a_small_shop_only(
     assert settings.dbt_env()["SEGMART_DBT_THREADS"] == "1"
     monkeypatch.setenv("SEGMART_DBT_THREADS", "3")
     assert settings.dbt_env()["SEGMART_DBT_THREADS"] == "3"
+    for bad in ("two", "0"):
+        monkeypatch.setenv("SEGMART_DBT_THREADS", bad)
+        with pytest.raises(SegmartError, match="SEGMART_DBT_THREADS=.* is not a number"):
+            settings.dbt_env()
