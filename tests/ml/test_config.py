@@ -131,5 +131,5 @@ def test_dbt_builds_two_nodes_at_once_for_a_small_shop_only(
     assert settings.dbt_env()["SEGMART_DBT_THREADS"] == "3"
     for bad in ("two", "0"):
         monkeypatch.setenv("SEGMART_DBT_THREADS", bad)
-        with pytest.raises(SegmartError, match="SEGMART_DBT_THREADS=.* is not a number"):
+        with pytest.raises(SegmartError, match=r"SEGMART_DBT_THREADS=.* is not a number"):
             settings.dbt_env()
