@@ -5,9 +5,8 @@ serialised with skops, never pickle), `metadata.json` (what it was trained on, h
 the artifact's sha256) and `report.md`. Loading checks the sha256 first, then refuses any type
 in the artifact outside an explicit allow-list before anything is deserialised.
 
-One model is the champion (`<models_dir>/champion.json`, swapped atomically; every promotion is
-also a row of `predictions.model_promotions`): what `segmart score` and `segmart run` use
-unless told otherwise.
+One model is the champion (`<models_dir>/champion.json`): what `segmart score` and `segmart run`
+use unless told otherwise. Promoting one writes to the warehouse too (`ml.promotion`).
 """
 
 from __future__ import annotations
@@ -20,11 +19,8 @@ import shutil
 import sys
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import pyarrow as pa
 import skops.io as sio
 
 from ml.errors import SegmartError
@@ -34,9 +30,6 @@ from ml.segments import Segmenter
 from ml.serving.drift import DriftReference
 from ml.value.customer_value import ValueModels
 from ml.value.revenue import SpendModel
-
-if TYPE_CHECKING:
-    from ml.config import Settings
 
 ARTIFACT = "model.skops"
 METADATA = "metadata.json"
@@ -331,16 +324,6 @@ def _alias_moved_modules(type_names: list[str]) -> None:
 
 CHAMPION = "champion"
 CHAMPION_FILE = "champion.json"
-PROMOTIONS_TABLE = "predictions.model_promotions"
-_PROMOTION_SCHEMA = pa.schema(
-    [
-        ("model_id", pa.string()),
-        ("promoted_at", pa.timestamp("us")),
-        ("previous_model_id", pa.string()),
-        ("reason", pa.string()),
-        ("artifact_sha256", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -430,72 +413,3 @@ def _champion_metadata(models_dir: Path, models: list[ModelMetadata]) -> ModelMe
             " `segmart run --retrain`"
         )
     return found[0]
-
-
-def promote(settings: Settings, model_id: str, reason: str) -> ChampionMarker:
-    """Make a model the champion: record the promotion, then swap `champion.json`.
-
-    The model must exist and its artifact must verify (sha256 and type allow-list) before
-    anything is written. The row in `predictions.model_promotions` and the champion's scoring SQL
-    are written first, in one transaction, and the marker is replaced atomically after them, so
-    a failure leaves the previous champion in place.
-
-    Parameters
-    ----------
-    settings : Settings
-        The registry (`models_dir`) and the warehouse that records promotions.
-    model_id : str
-        The model to promote (not "latest": a promotion names what it promotes).
-    reason : str
-        Why, in one line: kept in the promotions table and the marker.
-
-    Returns
-    -------
-    ChampionMarker
-        The new marker.
-
-    Raises
-    ------
-    SegmartError
-        Unknown id, an artifact that fails verification, or no warehouse; nothing is changed.
-    """
-    from ml import warehouse
-    from ml.serving import champion_sql
-
-    metadata = load_metadata(settings.models_dir, model_id)
-    if metadata.model_id != model_id:
-        raise SegmartError(f"promote a model by its id, not {model_id!r} (`segmart models list`)")
-    scoring = champion_sql.compile_model(load_model(settings.models_dir, model_id))
-    if not settings.warehouse.is_file():
-        raise SegmartError(
-            f"warehouse {settings.warehouse} does not exist: pass the --warehouse the model was"
-            " trained on"
-        )
-    previous = champion_id(settings.models_dir)
-    marker = ChampionMarker(
-        model_id=model_id,
-        promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        reason=reason,
-        artifact_sha256=metadata.artifact_sha256,
-    )
-    draft = settings.models_dir / f".{CHAMPION_FILE}.{os.getpid()}.tmp"
-    draft.write_text(json.dumps(asdict(marker), indent=2) + "\n")
-    try:
-        with warehouse.connect(settings.warehouse) as con:
-            row = _promotion_row(marker, previous)
-            champion_sql.publish(settings.models_dir, con, scoring, {PROMOTIONS_TABLE: row})
-        os.replace(draft, settings.models_dir / CHAMPION_FILE)
-    finally:
-        draft.unlink(missing_ok=True)
-    return marker
-
-
-def _promotion_row(marker: ChampionMarker, previous: str | None) -> pa.Table:
-    row = {
-        "model_id": marker.model_id,
-        "promoted_at": datetime.fromisoformat(marker.promoted_at).replace(tzinfo=None),
-        "previous_model_id": previous,
-        "reason": marker.reason,
-        "artifact_sha256": marker.artifact_sha256,
-    }
-    return pa.Table.from_pylist([row], schema=_PROMOTION_SCHEMA)

@@ -56,7 +56,7 @@ def models_promote(
 
     Example: segmart models promote 20251001T120000Z-1a2b3c4d
     """
-    from ml.registry import promote
+    from ml.promotion import promote
 
     settings = settings_from(None, warehouse, None, None)
     marker = promote(settings, model_id, reason)

@@ -5,7 +5,7 @@ to retrain (`--retrain`), the champion is older than `Settings.max_model_age_day
 inputs drifted beyond `Settings.retrain_drift_psi` on the new build. A newly trained model
 becomes the champion when there was none, with `--promote`, or when it beats the champion on its
 own validation examples (`backtest_champion`). Each decision is one logged line; each promotion
-is recorded with its reason (`ml.registry.promote`).
+is recorded with its reason (`ml.promotion.promote`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def model_step(
     it is older than `settings.max_model_age_days` or one of its inputs drifted above
     `settings.retrain_drift_psi` on the new build; the decision is logged in one line. A new
     model is promoted when there is no champion, with `promote`, or when it wins
-    `backtest_champion`; the promotion and its reason are recorded (`registry.promote`).
+    `backtest_champion`; the promotion and its reason are recorded (`promotion.promote`).
 
     Returns
     -------
@@ -324,7 +324,7 @@ def _promotion_gate(
 
     On return the ML marts are built with the returned model's statistics.
     """
-    from ml import registry
+    from ml import promotion
 
     if champion is None or promote:
         reason = "--promote" if promote else "first model: no champion yet"
@@ -344,6 +344,6 @@ def _promotion_gate(
                 return champion.metadata.model_id
             reason = backtest.line()
         build_with_stats_of(settings, challenger, build)
-    registry.promote(settings, challenger.model_id, reason)
+    promotion.promote(settings, challenger.model_id, reason)
     log(f"promoted {challenger.model_id} to champion: {reason}")
     return challenger.model_id

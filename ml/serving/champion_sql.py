@@ -1,6 +1,6 @@
 """The champion's scoring SQL where dbt reads it when it runs: `predictions.champion_scoring_sql`.
 
-Promotion (`ml.registry.promote`) compiles the new champion to one SQL select
+Promotion (`ml.promotion.promote`) compiles the new champion to one SQL select
 (`ml.serving.sql_export.scoring_sql`) and leaves it in three places:
 `<models_dir>/<id>/scoring.sql` for people to read, the table `predictions.champion_scoring_sql` of
 the DuckDB warehouse, and `<models_dir>/champion_scoring_sql.parquet`, the file Spark's table of

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml import registry
+from ml import promotion, registry
 from ml.config import Settings
 from ml.errors import SegmartError
 from ml.run.build import dbt_vars, run_dbt
@@ -47,7 +47,7 @@ def _count(settings: Settings, sql: str) -> int:
 def _promoted(marketing_dir: Path, generated_data: Path, root: Path) -> Settings:  # noqa: F811
     settings = private_settings(marketing_dir, generated_data, root)
     (only,) = registry.list_models(settings.models_dir)
-    registry.promote(settings, only.model_id, "test: the model segmart score used")
+    promotion.promote(settings, only.model_id, "test: the model segmart score used")
     return settings
 
 

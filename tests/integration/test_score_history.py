@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ml import registry
+from ml import promotion, registry
 from ml.config import Settings
 from ml.modelling.training import TrainOptions, train
 from ml.run.build import dbt_vars, run_dbt
@@ -102,7 +102,7 @@ def _promote_with_reversed_ids(settings: Settings, model_id: str) -> str:
     metadata = replace(model.metadata, model_id=f"{model_id[:-8]}reversed")
     copied = replace(model, metadata=metadata, segmenter=segmenter, segment_names=names)
     registry.save_model(settings.models_dir, copied, "segment ids reversed (test)")
-    registry.promote(settings, metadata.model_id, "segment ids reversed (test)")
+    promotion.promote(settings, metadata.model_id, "segment ids reversed (test)")
     return metadata.model_id
 
 

@@ -210,7 +210,7 @@ def duckdb_champion(
     raw_dir: Path, duckdb_warehouse: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
     """A copy of the DuckDB build with a promoted default model and `segmart score`'s scores."""
-    from ml import registry
+    from ml import promotion, registry
     from ml.modelling.training import TrainOptions, train
     from ml.serving.scoring import score
 
@@ -222,7 +222,7 @@ def duckdb_champion(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("ml.modelling.examples.MIN_EXAMPLES_PER_CLASS", 20)
         trained = train(settings, TrainOptions(n_threads=1))
-    registry.promote(settings, trained.metadata.model_id, "test: scored on both engines")
+    promotion.promote(settings, trained.metadata.model_id, "test: scored on both engines")
     score(settings, registry.CHAMPION)
     return settings
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
-from ml import registry, warehouse
+from ml import promotion, registry, warehouse
 from ml.errors import SegmartError
 from ml.modelling.propensity import ALGORITHMS, PropensityModel, fit_cross_fitted
 from ml.modelling.training import TrainOptions, train
@@ -175,9 +175,9 @@ def lifecycle(trained, models_dir, tmp_path):
 
 def _promotions(settings) -> list[tuple]:
     with warehouse.connect(settings.warehouse, read_only=True) as con:
-        if not warehouse.table_exists(con, registry.PROMOTIONS_TABLE):
+        if not warehouse.table_exists(con, promotion.PROMOTIONS_TABLE):
             return []
-        sql = f"select model_id, previous_model_id, reason from {registry.PROMOTIONS_TABLE}"
+        sql = f"select model_id, previous_model_id, reason from {promotion.PROMOTIONS_TABLE}"
         return con.execute(sql).fetchall()
 
 
@@ -202,8 +202,8 @@ def test_without_a_promotion_there_is_no_champion_and_scoring_falls_back_to_late
 def test_promoting_marks_the_champion_records_why_and_loads_it_by_name(trained, lifecycle):
     first = trained.model_id
     other = _second_model(lifecycle.models_dir, first)
-    registry.promote(lifecycle, first, "first model")
-    registry.promote(lifecycle, other, "beat it")
+    promotion.promote(lifecycle, first, "first model")
+    promotion.promote(lifecycle, other, "beat it")
     assert registry.champion_id(lifecycle.models_dir) == other
     assert registry.default_model_ref(lifecycle.models_dir) == (registry.CHAMPION, None)
     assert registry.load_model(lifecycle.models_dir, registry.CHAMPION).metadata.model_id == other
@@ -217,10 +217,10 @@ def test_promoting_marks_the_champion_records_why_and_loads_it_by_name(trained, 
 def test_promoting_anything_but_a_known_id_is_a_one_line_error_that_changes_nothing(
     trained, lifecycle, model_ref
 ):
-    registry.promote(lifecycle, trained.model_id, "first model")
+    promotion.promote(lifecycle, trained.model_id, "first model")
     marker = (lifecycle.models_dir / registry.CHAMPION_FILE).read_bytes()
     with pytest.raises(SegmartError) as error:
-        registry.promote(lifecycle, model_ref, "oops")
+        promotion.promote(lifecycle, model_ref, "oops")
     assert "\n" not in str(error.value)
     assert (lifecycle.models_dir / registry.CHAMPION_FILE).read_bytes() == marker
     assert _promotions(lifecycle) == [(trained.model_id, None, "first model")]
@@ -228,17 +228,17 @@ def test_promoting_anything_but_a_known_id_is_a_one_line_error_that_changes_noth
 
 def test_promoting_a_model_whose_artifact_fails_its_checksum_changes_nothing(trained, lifecycle):
     other = _second_model(lifecycle.models_dir, trained.model_id)
-    registry.promote(lifecycle, trained.model_id, "first model")
+    promotion.promote(lifecycle, trained.model_id, "first model")
     artifact = lifecycle.models_dir / other / ARTIFACT
     artifact.write_bytes(artifact.read_bytes()[:-10])
     with pytest.raises(SegmartError, match="was modified after training"):
-        registry.promote(lifecycle, other, "tampered")
+        promotion.promote(lifecycle, other, "tampered")
     assert registry.champion_id(lifecycle.models_dir) == trained.model_id
     assert len(_promotions(lifecycle)) == 1
 
 
 def test_a_champion_tampered_after_its_promotion_is_refused_when_loaded(trained, lifecycle):
-    registry.promote(lifecycle, trained.model_id, "first model")
+    promotion.promote(lifecycle, trained.model_id, "first model")
     # A thorough attacker also fixes up metadata.json: the marker still knows the promoted hash.
     _replace_artifact(lifecycle.models_dir, trained.model_id, b"not the promoted model")
     with pytest.raises(SegmartError, match="changed after its promotion") as error:
@@ -248,7 +248,7 @@ def test_a_champion_tampered_after_its_promotion_is_refused_when_loaded(trained,
 
 def test_a_champion_whose_directory_is_gone_says_to_promote_another_or_retrain(trained, lifecycle):
     other = _second_model(lifecycle.models_dir, trained.model_id)
-    registry.promote(lifecycle, trained.model_id, "first model")
+    promotion.promote(lifecycle, trained.model_id, "first model")
     shutil.rmtree(lifecycle.models_dir / trained.model_id)
     with pytest.raises(SegmartError, match=r"no longer in .*promote another.*--retrain"):
         registry.load_metadata(lifecycle.models_dir, registry.CHAMPION)
