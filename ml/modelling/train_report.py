@@ -37,7 +37,8 @@ from ml.value.seasonality import SEASONAL_METHOD
 if TYPE_CHECKING:
     from ml.modelling.input_overlap import InputOverlap
     from ml.modelling.propensity import Candidate
-    from ml.modelling.training import RevenueFit, Trained, TrainOptions
+    from ml.modelling.training import Trained, TrainOptions
+    from ml.modelling.value_training import RevenueFit
     from ml.segments import SegmentMatch
     from ml.value.customer_value import ValueFit
 

@@ -23,7 +23,6 @@ from ml import registry, warehouse
 from ml.config import Settings
 from ml.errors import SegmartError
 from ml.modelling import evaluate
-from ml.modelling.backtest import Backtest, run_backtest
 from ml.modelling.examples import (
     TRAINING_TABLE,
     Examples,
@@ -48,6 +47,7 @@ from ml.modelling.propensity import (
 )
 from ml.modelling.step_clock import StepClock
 from ml.modelling.train_report import TrainReport, model_run_row, record_metadata
+from ml.modelling.value_training import fit_revenue, fit_value, revenue_warnings
 from ml.registry import LoadedModel
 from ml.segments import (
     Segmenter,
@@ -60,9 +60,8 @@ from ml.segments import (
     name_segments,
 )
 from ml.serving.drift import DriftReference
-from ml.value.customer_value import ValueFit, ValueModels, fit_for_training, predictions_at
-from ml.value.revenue import REVENUE_METHOD, SpendModel, SpendModelError
-from ml.value.seasonality import SeasonalFactor, read_daily_revenue, seasonal_factor
+from ml.value.customer_value import ValueModels
+from ml.value.revenue import SpendModel
 
 STATS_TABLE = "ml.feature_stats"
 MODEL_RUNS_TABLE = "predictions.model_runs"
@@ -113,27 +112,6 @@ class Trained:
     value: ValueModels | None = None
     segment_match: SegmentMatch | None = None
     spend: SpendModel | None = None
-
-
-@dataclass(frozen=True)
-class RevenueFit:
-    """The shipped spend model (or why there is none) and the rolling-origin backtest."""
-
-    spend: SpendModel | None
-    reason: str | None
-    backtest: Backtest
-    season: SeasonalFactor | None = None
-
-    def to_json(self) -> dict:
-        """For `metadata.json`."""
-        return {
-            "method": REVENUE_METHOD,
-            "spend_model_fitted": self.spend is not None,
-            "reason": self.reason,
-            "level": self.spend.level if self.spend is not None else None,
-            "seasonal": self.season.to_json() if self.season is not None else None,
-            "backtest": self.backtest.to_json(),
-        }
 
 
 def fit_models(
@@ -322,13 +300,21 @@ def train(
     with threadpool_limits(limits=options.n_threads):
         trained = fit_models(split, options, progress, levels, reference)
     progress("fitting BG/NBD and Gamma-Gamma on ml.customer_value_inputs")
-    value = _fit_value(settings, split, table)
+    value = fit_value(settings.warehouse, split, table)
     trained = replace(
         trained, baselines={**trained.baselines, **value.baselines}, value=value.shipped
     )
     progress("fitting the spend model; rolling-origin backtest of purchase and revenue")
     with threadpool_limits(limits=options.n_threads):
-        revenue = _fit_revenue(settings, examples, trained.params, options, table, value)
+        revenue = fit_revenue(
+            settings.warehouse,
+            examples,
+            trained.params,
+            options.algorithm,
+            options.random_state,
+            table,
+            value,
+        )
     trained = replace(trained, spend=revenue.spend)
     metadata = record_metadata(
         trained, examples, split, table, column_dtypes, options, overlap, levels, value
@@ -337,7 +323,7 @@ def train(
     margins = evaluate.margin_over_baselines(trained.metrics, trained.baselines)
     warnings = (
         value.warnings
-        + _revenue_warnings(revenue)
+        + revenue_warnings(revenue)
         + tuple(
             f"the model does not beat the {name} baseline (ROC-AUC {margin:+.3f})"
             for name, margin in margins.items()
@@ -422,87 +408,6 @@ def _read_scaling(con: duckdb.DuckDBPyConnection, fits: list[str]) -> dict[str, 
         fit: group.set_index("feature")[["center", "scale"]]
         for fit, group in rows.groupby("fitted_as_of")
     }
-
-
-def _fit_revenue(
-    settings: Settings,
-    examples: Examples,
-    params: dict,
-    options: TrainOptions,
-    table: pa.Table,
-    value: ValueFit,
-) -> RevenueFit:
-    """The spend model on every snapshot's buyers, and the backtest of the whole method.
-
-    The shipped spend model carries the seasonal factor of the horizon starting at as_of,
-    relative to every training snapshot's horizon (`ml.value.seasonality`). The backtest's
-    latest origin is the validation snapshot: it reuses the value models fitted there.
-    """
-    horizon, as_of = built_horizon_days(table), built_as_of(table)
-    with warehouse.connect(settings.warehouse, read_only=True) as con:
-        daily = read_daily_revenue(con, as_of)
-    snapshots = np.unique(examples.snapshot_on)
-    season = seasonal_factor(daily, as_of, snapshots, horizon)
-    try:
-        spend = SpendModel.fit(
-            examples.features, examples.value, examples.inputs, options.random_state
-        ).with_season(season)
-        reason = None
-    except SpendModelError as error:
-        spend, reason = None, str(error)
-    with warehouse.connect(settings.warehouse, read_only=True) as con:
-        backtest = run_backtest(
-            examples,
-            algorithm=options.algorithm,
-            params=params,
-            horizon_days=horizon,
-            value_at=lambda origin, ids: predictions_at(
-                con, origin, ids, horizon, fitted=[value.validation]
-            ),
-            seed=options.random_state,
-            daily_revenue=daily,
-        )
-    return RevenueFit(spend, reason, backtest, season)
-
-
-# A mean over three windows of a few thousand customers is noisy: on the 4,000-customer shop
-# the windows' top-decile revenue capture had a standard deviation of 0.008, and two trainings
-# of the same method gave 0.467 and 0.470. A gap to BG/NBD below 0.01 is a tie, not a finding.
-BACKTEST_NOISE = 0.01
-
-
-def _revenue_warnings(revenue: RevenueFit) -> tuple[str, ...]:
-    """A missing spend model, and the backtest's verdict against BG/NBD."""
-    found = []
-    if revenue.spend is None:
-        found.append(f"predicted_revenue and predicted_clv are null: {revenue.reason}")
-    backtest = revenue.backtest
-    for task, metric, bar in (
-        ("purchase", "roc_auc", "bg_nbd"),
-        ("revenue", "revenue_capture_top_decile", "bg_nbd_gamma_gamma"),
-    ):
-        ours, theirs = backtest.mean(task, "model", metric), backtest.mean(task, bar, metric)
-        if ours < theirs - BACKTEST_NOISE:
-            found.append(
-                f"in the backtest the model's mean {metric} ({ours:.3f}) is below {bar}'s"
-                f" ({theirs:.3f}) by more than sampling noise ({BACKTEST_NOISE})"
-            )
-    return tuple(found)
-
-
-def _fit_value(settings: Settings, split: Split, table: pa.Table) -> ValueFit:
-    """The value models' baseline on the validation customers and the fit shipped for as_of."""
-    validation = split.validation
-    with warehouse.connect(settings.warehouse, read_only=True) as con:
-        return fit_for_training(
-            con,
-            validation_snapshot=np.datetime64(validation.snapshot_on.max(), "D").item(),
-            customer_ids=validation.customer_id,
-            label=validation.label,
-            revenue=validation.value,
-            as_of=built_as_of(table),
-            horizon_days=built_horizon_days(table),
-        )
 
 
 def _save(settings: Settings, trained: Trained, report: TrainReport) -> TrainReport:
