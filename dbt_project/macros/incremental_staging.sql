@@ -275,40 +275,58 @@
     changed since read, those of the rows staged before (their copies are still there); else,
     and always without a base view, `customers_sql` as well, read before the delete. On a full
     build, or one that must rebuild whole: log that every customer changes (the entries before
-    say nothing more) and delete every row. The customer-day aggregates read the log
-    (macros/incremental_aggregates.sql). -#}
-{% macro delete_keys_to_restage(key_column, tables, customers_sql, base_relation=none) %}
+    say nothing more) and delete every row. Each customer is logged with the first day their
+    changed rows fall on, old versions and new (null when a row has no day: every day); the
+    customer-day aggregates read the log (macros/incremental_aggregates.sql). `customers_sql`
+    yields (customer_id, restaged_on); `day_sql` is the day of a row of the base view. -#}
+{% macro delete_keys_to_restage(key_column, tables, customers_sql, base_relation=none, day_sql=none) %}
     {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
-    {% set log = "insert into raw_history.restaged_customers select '" ~ this.identifier ~ "', " %}
+    {% set log = "insert into raw_history.restaged_customers (model_name, customer_id,"
+        ~ " is_every_customer, restaged_at, restaged_from) select '" ~ this.identifier ~ "', " %}
     {% if not is_incremental() or _rebuilds_whole(tables) %}
         {{ return(
             "delete from raw_history.restaged_customers where model_name = '" ~ this.identifier
-            ~ "'; " ~ log ~ "null, true, " ~ loaded_at() ~ "; " ~ record_changed_rows()
+            ~ "'; " ~ log ~ "null, true, " ~ loaded_at() ~ ", null; " ~ record_changed_rows()
             ~ ("; delete from " ~ this if is_incremental() else "")
         ) }}
     {% endif %}
     {% set logged = [] %}
     {% if base_relation is not none %}
-        {% do logged.append(_customers_of_copies(key_column, base_relation)) %}
+        {% do logged.append(_customers_of_copies(key_column, base_relation, day_sql)) %}
     {% endif %}
     {% if base_relation is none or _has_changed_files(tables[0]) %}
         {% do logged.append(customers_sql) %}
     {% endif %}
     {{ return(
-        log ~ "customer_id, false, " ~ loaded_at() ~ " from (" ~ logged | join(' union ')
-        ~ ") as restaged; " ~ record_changed_rows(_keys_to_restage(), key_column)
+        log ~ "customer_id, false, " ~ loaded_at() ~ ", " ~ first_day('restaged_on')
+        ~ " from (" ~ logged | join(' union all ') ~ ") as restaged group by customer_id; "
+        ~ record_changed_rows(_keys_to_restage(), key_column)
         ~ "; delete from " ~ this ~ " where " ~ key_column ~ " in (select " ~ key_column
         ~ " from " ~ _keys_to_restage() ~ ")"
     ) }}
 {% endmacro %}
 
 
-{#- The customers of every copy, in the base view, of the keys this run restages. -#}
-{% macro _customers_of_copies(key_column, base_relation) %}
+{#- The earliest of the days `day_column` holds, null when one of them is null (a row
+    without a day: every day). -#}
+{% macro first_day(day_column) -%}
+    case when count(*) = count({{ day_column }}) then min({{ day_column }}) end
+{%- endmacro %}
+
+
+{#- The customers of every copy, in the base view, of the keys this run restages, and the day
+    of each copy. -#}
+{% macro _customers_of_copies(key_column, base_relation, day_sql) %}
     {% set files = run_query("select file_path from " ~ _files_to_restage()).columns[0].values() %}
-    {% if not files %}{{ return("select cast(null as varchar) as customer_id where false") }}{% endif %}
+    {% if not files %}
+        {{ return(
+            "select cast(null as varchar) as customer_id, cast(null as date) as restaged_on"
+            ~ " where false"
+        ) }}
+    {% endif %}
     {{ return(
-        "select customer_id from " ~ base_relation ~ " where source_file in "
+        "select customer_id, " ~ day_sql ~ " as restaged_on from " ~ base_relation
+        ~ " where source_file in "
         ~ _literal_list(files) ~ " and " ~ key_column ~ " in (select " ~ key_column ~ " from "
         ~ _keys_to_restage() ~ ") and customer_id is not null"
     ) }}
@@ -323,19 +341,20 @@
 
 
 {#- The customers of this model's staged rows whose key is rebuilt this run (an anonymous web
-    event has none). -#}
-{% macro customers_of_restaged_keys(key_column) -%}
-    select distinct customer_id from {{ this }}
+    event has none), and the day of each row. -#}
+{% macro customers_of_restaged_keys(key_column, day_column) -%}
+    select customer_id, {{ day_column }} as restaged_on from {{ this }}
     where
         {{ key_column }} in (select {{ key_column }} from {{ _keys_to_restage() }})
         and customer_id is not null
 {%- endmacro %}
 
 
-{#- The customers of the orders whose lines stg_shop__order_items rebuilds: lines carry no
-    customer (an order's earlier customer, if it changed, stg_shop__orders logged). -#}
+{#- The customers of the orders whose lines stg_shop__order_items rebuilds, and the day of each
+    order: lines carry neither (an order's earlier customer or day, if it changed,
+    stg_shop__orders logged). -#}
 {% macro customers_of_restaged_orders() -%}
-    select distinct customer_id from {{ ref('stg_shop__orders') }}
+    select customer_id, ordered_on as restaged_on from {{ ref('stg_shop__orders') }}
     where order_id in (select order_id from {{ _keys_to_restage() }})
 {%- endmacro %}
 

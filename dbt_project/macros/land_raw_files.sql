@@ -46,11 +46,14 @@
         ~ " max_stamped_at timestamp, latest_stamped_at timestamp);"
         ~ " alter table raw_history.loaded_files add column if not exists latest_stamped_at timestamp"
     ) %}
-    {#- The customers whose staged rows each incremental staging model changed, and how far
-        each customer-day aggregate has re-aggregated them (macros/incremental_aggregates.sql). -#}
+    {#- The customers whose staged rows each incremental staging model changed, from which day
+        (null: every day), and how far each customer-day aggregate has re-aggregated them
+        (macros/incremental_aggregates.sql). -#}
     {% do run_query(
         "create table if not exists raw_history.restaged_customers (model_name varchar,"
-        ~ " customer_id varchar, is_every_customer boolean, restaged_at timestamp);"
+        ~ " customer_id varchar, is_every_customer boolean, restaged_at timestamp,"
+        ~ " restaged_from date);"
+        ~ " alter table raw_history.restaged_customers add column if not exists restaged_from date;"
         ~ " create table if not exists"
         ~ " raw_history.reaggregated (model_name varchar, processed_through timestamp)"
     ) %}

@@ -8,7 +8,9 @@ starts (in the future until the week's build, orphans after), and a customer's c
 undecodable byte (a quarantined value). The history is built, the week added and built
 incrementally, the same increment run again, then late rows arrive: a new drop with a
 re-delivered old order and an order placed weeks ago, and the week's orders file rewritten with
-one more order inside the look-back; the week's order lines are withdrawn.
+one more order inside the look-back; the week's order lines are withdrawn. The week also goes
+on two sessions that began before its days (a session counts on its first day): one with an id,
+one of a customer's events without one.
 Every table compared (staging, features, quarantine, reconciliation) equals a full build of
 the final files.
 """
@@ -21,7 +23,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -165,6 +167,52 @@ def _customer_with_undecodable_city(drops: Drops, root: Path) -> Path:
         f" from read_parquet('{drops.history['customers']}') limit 1) to '{path}'"
     )
     return path
+
+
+@dataclass(frozen=True)
+class SessionsIntoTheWeek:
+    """Web events of the week that go on a session begun the day before."""
+
+    history: Path  # the second customer's event, without a session id (history and week)
+    week: Path  # a day later: the first customer's event in the same session, the second's again
+    customers: tuple[str, str]  # (in a session with an id, without one)
+    days: tuple[date, date]  # the day each week event falls on
+
+
+def _sessions_into_the_week(drops: Drops, root: Path) -> SessionsIntoTheWeek:
+    """Two customers' first early events of the history, and a day later one more event of
+    each in the same session (the second customer's without a session id, which counts as one
+    session): the first day of each customer's that the week re-aggregates, after the session
+    began."""
+    events = f"read_parquet('{drops.history['web_events']}')"
+    customers = f"read_parquet('{drops.history['customers']}')"
+    # Early enough that the days after stay before the week's, whose events come later.
+    early = f"event_at < (select max(event_at) - interval 20 day from {events})"
+    known = f"customer_id in (select customer_id from {customers}) and session_id is not null"
+    history = root / "web_events-sessionless.parquet"
+    week = root / "web_events-into-week.parquet"
+    # Two customers' first early events.
+    picked = (
+        f"(select * exclude (n) from (select *, row_number() over (order by event_id) as n"
+        f" from (select * from {events} where {known} and {early} qualify row_number() over"
+        f" (partition by customer_id order by event_id) = 1)) where n = {{}})"
+    )
+    sessionless = "cast(null as varchar) as session_id"
+    next_day = "event_at + interval 1 day as event_at"
+    duckdb.execute(
+        f"copy (select * replace ('sessionless-' || event_id as event_id, {sessionless})"
+        f" from {picked.format(2)}) to '{history}'"
+    )
+    duckdb.execute(
+        f"copy (select * replace ('into-week-' || event_id as event_id, {next_day})"
+        f" from {picked.format(1)} union all select * replace ('sessionless-next-' || event_id"
+        f" as event_id, {sessionless}, {next_day}) from {picked.format(2)}) to '{week}'"
+    )
+    rows = duckdb.execute(
+        f"select customer_id, cast(event_at as date) from read_parquet('{week}') order by event_id"
+    ).fetchall()
+    # into-week-... sorts before sessionless-next-...
+    return SessionsIntoTheWeek(history, week, (rows[0][0], rows[1][0]), (rows[0][1], rows[1][1]))
 
 
 def _add_drops(raw: Path, files: dict[str, Path]) -> Path:
@@ -364,9 +412,10 @@ def _moved_order(drops: Drops, root: Path) -> tuple[Path, str, str]:
 def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     drops: Drops, tmp_path: Path, private_target: None
 ) -> None:
-    history_dir = _raw_dir(
-        tmp_path / "incremental", drops, {t: [drops.history[t]] for t in SPLIT_TABLES}
-    )
+    sessions = _sessions_into_the_week(drops, tmp_path)
+    history_files = {t: [drops.history[t]] for t in SPLIT_TABLES}
+    history_files["web_events"].append(sessions.history)
+    history_dir = _raw_dir(tmp_path / "incremental", drops, history_files)
     incremental = _settings(history_dir, tmp_path / "incremental")
     # The first build's parse (a minute on a busy machine) must not delay its landing.
     run_dbt(
@@ -390,8 +439,9 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     )
     # The week, with a history order re-delivered for another customer.
     moved, moved_order, new_customer = _moved_order(drops, tmp_path)
-    week_files = {t: [drops.history[t], drops.week[t]] for t in SPLIT_TABLES}
+    week_files = {t: [*history_files[t], drops.week[t]] for t in SPLIT_TABLES}
     week_files["orders"].append(moved)
+    week_files["web_events"].append(sessions.week)
     raw = _add_drops(_raw_dir(tmp_path / "incremental", drops, week_files), extra_drops)
     time.sleep(max(0.0, (near_future - datetime.now()).total_seconds() + 1))
     _build(incremental)
@@ -416,6 +466,13 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     )
     alone_key_test = _compiled_test(ORDER_KEY_TEST)
     reaggregated = _customers_reaggregated(after_week)
+    with duckdb.connect(str(after_week), read_only=True) as con:
+        sessions_reaggregated_from = con.execute(
+            "select customer_id, reaggregated_from from raw_history"
+            ".int_web_events_aggregated_to_customer_days__customers_to_reaggregate"
+            " where customer_id in (select unnest(?)) order by customer_id",
+            [list(sessions.customers)],
+        ).fetchall()
     with duckdb.connect(str(after_week), read_only=True) as con:
         (log_left,) = con.execute("select count(*) from raw_history.restaged_customers").fetchone()
     week_full_dir = tmp_path / "week_full"
@@ -450,8 +507,11 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     _build(full)
 
     assert _differences(week_full.warehouse, after_week) == dict.fromkeys(COMPARED_TABLES, 0)
-    # ... having re-aggregated only the week's customers, not every one.
+    # ... having re-aggregated only the week's customers, not every one, ...
     assert all(0 < n_redone < n_held for n_redone, n_held in reaggregated.values()), reaggregated
+    # ... of the two customers whose sessions went on into the week, only the days from then.
+    expected = sorted(zip(sessions.customers, sessions.days, strict=True))
+    assert sessions_reaggregated_from == expected
     # ... and pruned the restage log they have all read.
     assert log_left == 0
     with duckdb.connect(str(after_week), read_only=True) as con:

@@ -1,5 +1,5 @@
-{#- Incremental on DuckDB: a run re-aggregates only the customers whose orders or lines were
-    staged again since it last ran, and every customer when the products file changed: a
+{#- Incremental on DuckDB: a run re-aggregates only the customer-days whose orders or lines
+    were staged again since it last ran, and every customer when the products file changed: a
     product's category may have (macros/incremental_aggregates.sql). -#}
 {% set staging_models = ['stg_shop__orders', 'stg_shop__order_items'] %}
 {% set products_changed = raw_files_changed_since_read('products') %}
@@ -18,8 +18,10 @@ with
 
 orders as (
 
-    select * from {{ ref('stg_shop__orders') }}
-    where {{ customers_to_reaggregate('customer_id', staging_models, products_changed) }}
+    select staged_orders.* from {{ ref('stg_shop__orders') }} as staged_orders
+    where {{ customers_to_reaggregate(
+        'staged_orders.customer_id', 'staged_orders.ordered_on', staging_models, products_changed
+    ) }}
 
 ),
 

@@ -1,5 +1,5 @@
-{#- Incremental on DuckDB: a run re-aggregates only the customers whose orders or lines were
-    staged again since it last ran (macros/incremental_aggregates.sql). -#}
+{#- Incremental on DuckDB: a run re-aggregates only the customer-days whose orders or lines
+    were staged again since it last ran (macros/incremental_aggregates.sql). -#}
 {% set staging_models = ['stg_shop__orders', 'stg_shop__order_items'] %}
 {{ config(
     materialized=staging_materialization(),
@@ -12,8 +12,10 @@ with
 
 orders as (
 
-    select * from {{ ref('stg_shop__orders') }}
-    where {{ customers_to_reaggregate('customer_id', staging_models) }}
+    select staged_orders.* from {{ ref('stg_shop__orders') }} as staged_orders
+    where {{ customers_to_reaggregate(
+        'staged_orders.customer_id', 'staged_orders.ordered_on', staging_models
+    ) }}
 
 ),
 

@@ -1,18 +1,58 @@
-{#- Incremental on DuckDB: a run re-aggregates only the customers whose events were staged
+{#- Incremental on DuckDB: a run re-aggregates only the customer-days whose events were staged
     again since it last ran (macros/incremental_aggregates.sql). -#}
+{% set staging_models = ['stg_shop__web_events'] %}
 {{ config(
     materialized=staging_materialization(),
     incremental_strategy='append',
-    pre_hook="{{ delete_customers_to_reaggregate(['stg_shop__web_events']) }}",
+    pre_hook="{{ delete_customers_to_reaggregate(" ~ staging_models ~ ") }}",
     post_hook="{{ record_reaggregated() }}"
 ) }}
 
 with
 
+-- The staged events are read where they are filtered, not through one shared CTE: DuckDB
+-- materializes a CTE read twice (55M rows at M), and the filters' row-group skipping is lost.
 web_events as (
 
-    select * from {{ ref('stg_shop__web_events') }}
-    where {{ customers_to_reaggregate('customer_id', ['stg_shop__web_events']) }}
+    select staged_web_events.* from {{ ref('stg_shop__web_events') }} as staged_web_events
+    where {{ customers_to_reaggregate(
+        'staged_web_events.customer_id', 'staged_web_events.event_on', staging_models
+    ) }}
+
+),
+
+-- A session counts on the day it started. On an incremental run, a session that began before
+-- the customer's re-aggregated days and went on into them keeps its count on its first day,
+-- which is not re-aggregated: it is left out here (none on a full build). A customer's events
+-- without a session id count as one session, as they group. Two branches, not one `or`:
+-- DuckDB then probes the week's sessions first (3 s at M against 8 s).
+sessions_begun_before as (
+
+    select distinct
+        staged_web_events.customer_id,
+        staged_web_events.session_id
+    from {{ ref('stg_shop__web_events') }} as staged_web_events
+    where
+        staged_web_events.session_id in (select web_events.session_id from web_events)
+        and {{ days_before_reaggregated(
+            'staged_web_events.customer_id', 'staged_web_events.event_on', staging_models
+        ) }}
+
+    union all
+
+    select distinct
+        staged_web_events.customer_id,
+        staged_web_events.session_id
+    from {{ ref('stg_shop__web_events') }} as staged_web_events
+    where
+        staged_web_events.session_id is null
+        and staged_web_events.customer_id in (
+            select web_events.customer_id from web_events
+            where web_events.session_id is null
+        )
+        and {{ days_before_reaggregated(
+            'staged_web_events.customer_id', 'staged_web_events.event_on', staging_models
+        ) }}
 
 ),
 
@@ -20,12 +60,17 @@ web_events as (
 sessions as (
 
     select
-        customer_id,
-        session_id,
-        min(event_on) as started_on
+        web_events.customer_id,
+        web_events.session_id,
+        min(web_events.event_on) as started_on
     from web_events
-    where customer_id is not null
-    group by customer_id, session_id
+    left join sessions_begun_before
+        on web_events.customer_id = sessions_begun_before.customer_id
+        and web_events.session_id is not distinct from sessions_begun_before.session_id
+    where
+        web_events.customer_id is not null
+        and sessions_begun_before.customer_id is null
+    group by web_events.customer_id, web_events.session_id
 
 ),
 

@@ -5,7 +5,8 @@
     materialized=staging_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_keys_to_restage('order_id', " ~ read_tables
-        ~ ", customers_of_restaged_keys('order_id'), ref('base_shop__orders')) }}",
+        ~ ", customers_of_restaged_keys('order_id', 'ordered_on'), ref('base_shop__orders'),"
+        ~ " 'cast(ordered_at as date)') }}",
     post_hook="{{ record_loaded_files(" ~ read_tables ~ ") }}"
 ) }}
 

@@ -5,7 +5,8 @@
     materialized=staging_materialization(),
     incremental_strategy='append',
     pre_hook="{{ delete_keys_to_restage('event_id', " ~ read_tables
-        ~ ", customers_of_restaged_keys('event_id'), ref('base_shop__web_events')) }}",
+        ~ ", customers_of_restaged_keys('event_id', 'event_on'), ref('base_shop__web_events'),"
+        ~ " 'cast(event_at as date)') }}",
     post_hook="{{ record_loaded_files(" ~ read_tables ~ ") }}"
 ) }}
 
