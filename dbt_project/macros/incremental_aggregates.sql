@@ -35,6 +35,17 @@
 {%- endmacro %}
 
 
+{#- The log entries this model has not processed, as (customer_id, restaged_from), with the
+    rows of the table `more_customers` (the same columns) when given. -#}
+{% macro _customer_days_to_reaggregate(staging_models, more_customers) -%}
+    select customer_id, restaged_from from ({{ _unprocessed_log(staging_models) }}) as unprocessed
+    {%- if more_customers %}
+    union all
+    select customer_id, restaged_from from {{ more_customers }}
+    {%- endif %}
+{%- endmacro %}
+
+
 {#- Whether this incremental run re-aggregates every customer: the log says so, or `whole_sql`
     does (an input not logged per customer changed). Decided when the model is rendered, its
     inputs built: its query then filters with a plain semi-join (an `or exists` made DuckDB
@@ -59,7 +70,7 @@
 {#- pre_hook of an incremental aggregate of `staging_models`: collect the customers logged
     since this model last ran, each with the first day to re-aggregate (reaggregated_from;
     -infinity: every day), and delete those rows (every row when _reaggregates_everyone). -#}
-{% macro delete_customers_to_reaggregate(staging_models, whole_sql=none) %}
+{% macro delete_customers_to_reaggregate(staging_models, whole_sql=none, more_customers=none) %}
     {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
     {% if not is_incremental() %}{{ return(record_changed_rows()) }}{% endif %}
     {% if _reaggregates_everyone(staging_models, whole_sql) %}
@@ -69,7 +80,8 @@
         "create or replace table " ~ _customers_to_reaggregate() ~ " as"
         ~ " select customer_id, coalesce(" ~ first_day('restaged_from')
         ~ ", date '-infinity') as reaggregated_from from ("
-        ~ _unprocessed_log(staging_models) ~ ") as unprocessed group by customer_id; "
+        ~ _customer_days_to_reaggregate(staging_models, more_customers)
+        ~ ") as unprocessed group by customer_id; "
         ~ record_changed_rows(_customers_to_reaggregate(), 'customer_id')
         ~ "; delete from " ~ this ~ " using " ~ _customers_to_reaggregate() ~ " as to_redo"
         ~ " where " ~ this ~ ".customer_id = to_redo.customer_id and " ~ this
@@ -83,13 +95,15 @@
     those days is written as a literal, from the log when the model renders: the scan of the
     staged table then skips the row groups of earlier days (it is appended in time order). The
     columns are qualified with their table: the lookup has a customer_id of its own. -#}
-{% macro customers_to_reaggregate(customer_column, day_column, staging_models, whole_sql=none) %}
+{% macro customers_to_reaggregate(
+    customer_column, day_column, staging_models, whole_sql=none, more_customers=none
+) %}
     {% if not is_incremental() or _reaggregates_everyone(staging_models, whole_sql) %}
         {{ return('true') }}
     {% endif %}
     {% set first = run_query(
         "select cast(" ~ first_day('restaged_from') ~ " as varchar) from ("
-        ~ _unprocessed_log(staging_models) ~ ") as unprocessed"
+        ~ _customer_days_to_reaggregate(staging_models, more_customers) ~ ") as unprocessed"
     ).columns[0].values()[0] %}
     {{ return(
         ((day_column ~ " >= date '" ~ first ~ "' and ") if first else "")
@@ -143,11 +157,57 @@
 {% endmacro %}
 
 
-{#- True when a file of `table_name` is new, changed or gone since this model read it (it
-    records what it read with record_loaded_files). -#}
-{% macro raw_files_changed_since_read(table_name) -%}
-    (
-        {{ must_rebuild_whole([table_name]) }}
-        or exists (select 1 from ({{ _new_or_changed_files([table_name]) }}) as files)
+{#- Made when an incremental run of the model renders: the table of the customers of the order
+    lines whose product's category is not the one this model last read (changed, added or
+    removed), each with the day of their first such order (empty when no category changed).
+    The pre_hook and the filter read it (`more_customers`). A re-exported catalogue with the
+    same categories then re-aggregates no one; before, any change to the products file
+    re-aggregated every customer (the whole aggregate: 12.6 s at M in a full build, against
+    1.5 s for a week's customer-days). -#}
+{% macro keep_customers_of_recategorized_products() %}
+    {% if not execute or target.type != 'duckdb' or not is_incremental() %}
+        {{ return('') }}
+    {% endif %}
+    {% set read_before = "select product_id, category from raw_history.product_categories_read"
+        ~ " where model_name = '" ~ this.identifier ~ "'" %}
+    {% set now = "select product_id, category from " ~ ref('stg_shop__products') %}
+    {% set changed = "(" ~ now ~ " except " ~ read_before ~ ") union (" ~ read_before
+        ~ " except " ~ now ~ ")" %}
+    {% set any_changed = run_query("select exists (" ~ changed ~ ")").columns[0].values()[0] %}
+    {% do run_query(
+        "create or replace table " ~ customers_of_recategorized_products() ~ " as select"
+        ~ " customer_id, min(ordered_on) as restaged_from from " ~ ref('stg_shop__orders')
+        ~ " where " ~ ("order_id in (select order_id from " ~ ref('stg_shop__order_items')
+        ~ " where product_id in (select product_id from (" ~ changed ~ ") as changed))"
+        if any_changed else "false") ~ " group by customer_id"
+    ) %}
+    {{ return('') }}
+{% endmacro %}
+
+
+{#- True when this model has no record of the categories it read (a warehouse from before the
+    record, or an empty catalogue): it then re-aggregates every customer. -#}
+{% macro product_categories_unread() -%}
+    not exists (
+        select 1 from raw_history.product_categories_read
+        where model_name = '{{ this.identifier }}'
     )
 {%- endmacro %}
+
+
+{#- The table keep_customers_of_recategorized_products makes. -#}
+{% macro customers_of_recategorized_products() -%}
+    raw_history.{{ this.identifier }}__customers_of_recategorized_products
+{%- endmacro %}
+
+
+{#- post_hook: remember the product categories this build read (customers_of_recategorized_products
+    compares the next build's with them). -#}
+{% macro record_product_categories() %}
+    {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
+    {{ return(
+        "delete from raw_history.product_categories_read where model_name = '"
+        ~ this.identifier ~ "'; insert into raw_history.product_categories_read select '"
+        ~ this.identifier ~ "', product_id, category from " ~ ref('stg_shop__products')
+    ) }}
+{% endmacro %}

@@ -55,7 +55,9 @@
         ~ " restaged_from date);"
         ~ " alter table raw_history.restaged_customers add column if not exists restaged_from date;"
         ~ " create table if not exists"
-        ~ " raw_history.reaggregated (model_name varchar, processed_through timestamp)"
+        ~ " raw_history.reaggregated (model_name varchar, processed_through timestamp);"
+        ~ " create table if not exists raw_history.product_categories_read (model_name varchar,"
+        ~ " product_id varchar, category varchar)"
     ) %}
     {#- Which rows each incremental model's last build changed (macros/tests/changed_rows.sql). -#}
     {% do run_query(

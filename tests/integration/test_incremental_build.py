@@ -56,9 +56,10 @@ COMPARED_TABLES = (
 # Everything the compared tables need, and the data tests on it (the reconciliation's among them).
 SELECTED = "+customer_features +training_examples +data_reconciliation +quarantined_values +orders"
 LOOKBACK_DAYS = 3
+CATEGORIES = "int_order_items_aggregated_to_customer_day_categories"
 AGGREGATES = (
     "int_orders_aggregated_to_customer_days",
-    "int_order_items_aggregated_to_customer_day_categories",
+    CATEGORIES,
     "int_web_events_aggregated_to_customer_days",
 )
 # The near-future rows are stamped this long after the history build starts, the project parsed
@@ -353,6 +354,18 @@ def _late_drops(drops: Drops, root: Path) -> tuple[Path, Path]:
     return late_drop, rewritten_week
 
 
+def _recategorize_one_product(products: Path, product_id: str) -> None:
+    """Move a product to another category of the catalogue, in place."""
+    moved = products.with_name("products-moved.parquet")
+    own = f"(select category from '{products}' where product_id = '{product_id}')"
+    duckdb.execute(
+        f"copy (select * replace (case when product_id = '{product_id}' then (select"
+        f" max(category) from '{products}' where category <> {own}) else category end"
+        f" as category) from '{products}') to '{moved}'"
+    )
+    moved.replace(products)
+
+
 def _customers_reaggregated(warehouse: Path) -> dict[str, tuple[int, int]]:
     """Per customer-day aggregate: the customers its last run re-aggregated, and all it holds."""
     found = {}
@@ -443,6 +456,14 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     week_files["orders"].append(moved)
     week_files["web_events"].append(sessions.week)
     raw = _add_drops(_raw_dir(tmp_path / "incremental", drops, week_files), extra_drops)
+    with duckdb.connect(str(incremental.warehouse), read_only=True) as con:
+        recategorized, buyers = con.execute(
+            "select any_value(items.product_id), list(distinct orders.customer_id)"
+            " from staging.stg_shop__order_items as items"
+            " inner join staging.stg_shop__orders as orders on items.order_id = orders.order_id"
+            " where items.product_id = (select min(product_id) from staging.stg_shop__order_items)"
+        ).fetchone()
+    _recategorize_one_product(raw / "products.parquet", recategorized)
     time.sleep(max(0.0, (near_future - datetime.now()).total_seconds() + 1))
     _build(incremental)
     week_key_test = _compiled_test(ORDER_KEY_TEST)
@@ -467,6 +488,13 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     alone_key_test = _compiled_test(ORDER_KEY_TEST)
     reaggregated = _customers_reaggregated(after_week)
     with duckdb.connect(str(after_week), read_only=True) as con:
+        recategorized_by_the_week = {
+            customer_id
+            for (customer_id,) in con.execute(
+                f"select customer_id from raw_history.{CATEGORIES}__customers_to_reaggregate"
+            ).fetchall()
+        }
+    with duckdb.connect(str(after_week), read_only=True) as con:
         sessions_reaggregated_from = con.execute(
             "select customer_id, reaggregated_from from raw_history"
             ".int_web_events_aggregated_to_customer_days__customers_to_reaggregate"
@@ -479,9 +507,13 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     week_full = _settings(
         _add_drops(_raw_dir(week_full_dir, drops, week_files), extra_drops), week_full_dir
     )
+    _recategorize_one_product(week_full.raw_dir / "products.parquet", recategorized)
     _build(week_full)
+    # The catalogue exported again, the same products in the same categories.
+    (raw / "products.parquet").touch()
     _build(incremental)
     unchanged_by_a_rerun = _differences(after_week, incremental.warehouse)
+    recategorized_by_a_rerun = _customers_reaggregated(incremental.warehouse)[CATEGORIES]
 
     late_drop, rewritten_week = _late_drops(drops, tmp_path)
     # The week's file rewritten in place (same name), the late drop new.
@@ -539,6 +571,10 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     assert "keys_to_restage" not in alone_key_test
     assert repeats_found == {moved_order: True, untouched_by_week: False}
     assert unchanged_by_a_rerun == dict.fromkeys(COMPARED_TABLES, 0)
+    # A product moved to another category re-aggregates its buyers; a catalogue exported again
+    # unchanged, no one.
+    assert buyers and set(buyers) <= recategorized_by_the_week
+    assert recategorized_by_a_rerun[0] == 0
     assert staged_again == {False: False, True: True}
     assert set(_channel_of(incremental.warehouse, [late, appended])) == {late, appended}
     assert _differences(full.warehouse, incremental.warehouse) == dict.fromkeys(COMPARED_TABLES, 0)

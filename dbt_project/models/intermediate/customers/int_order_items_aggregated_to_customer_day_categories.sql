@@ -1,26 +1,29 @@
 {#- Incremental on DuckDB: a run re-aggregates only the customer-days whose orders or lines
-    were staged again since it last ran, and every customer when the products file changed: a
-    product's category may have (macros/incremental_aggregates.sql). -#}
+    were staged again since it last ran, or whose lines' product changed category (or was added
+    or removed) since it last read the catalogue (macros/incremental_aggregates.sql). -#}
 {% set staging_models = ['stg_shop__orders', 'stg_shop__order_items'] %}
-{% set products_changed = raw_files_changed_since_read('products') %}
 {{ config(
     materialized=staging_materialization(),
     incremental_strategy='append',
-    pre_hook="{{ delete_customers_to_reaggregate(" ~ staging_models
-        ~ ", raw_files_changed_since_read('products')) }}",
+    pre_hook="{{ delete_customers_to_reaggregate(" ~ staging_models ~ ","
+        ~ " product_categories_unread(), customers_of_recategorized_products()) }}",
     post_hook=[
         "{{ record_reaggregated() }}",
-        "{{ record_loaded_files(['products']) }}",
+        "{{ record_product_categories() }}",
     ]
 ) }}
-
+{{ keep_customers_of_recategorized_products() }}
 with
 
 orders as (
 
     select staged_orders.* from {{ ref('stg_shop__orders') }} as staged_orders
     where {{ customers_to_reaggregate(
-        'staged_orders.customer_id', 'staged_orders.ordered_on', staging_models, products_changed
+        'staged_orders.customer_id',
+        'staged_orders.ordered_on',
+        staging_models,
+        product_categories_unread(),
+        customers_of_recategorized_products()
     ) }}
 
 ),
