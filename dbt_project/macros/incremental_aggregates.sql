@@ -9,8 +9,9 @@
     customer-day of an aggregate is a function of that customer's staged rows of that day only
     (web sessions aside: see int_web_events_aggregated_to_customer_days), so deleting and
     re-aggregating the logged customers' days from their first gives the table a full build
-    gives. A weekly drop at M re-aggregated 2.4M customer-days of web events this way in 0.07 s
-    where the same customers' whole histories took 2.1 s. Spark builds these models as tables.
+    gives. In a weekly drop at M, by hand: the week's 185k customer-days of web events
+    aggregated in 0.07 s, the same customers' whole histories (2.4M customer-days) in 2.1 s.
+    Spark builds these models as tables.
 -#}
 
 {#- The table in which an incremental run keeps the customers it re-aggregates: its pre_hook
@@ -107,8 +108,7 @@
     ).columns[0].values()[0] %}
     {{ return(
         ((day_column ~ " >= date '" ~ first ~ "' and ") if first else "")
-        ~ day_column ~ " >= (select reaggregated_from from " ~ _customers_to_reaggregate()
-        ~ " as to_redo where to_redo.customer_id = " ~ customer_column ~ ")"
+        ~ day_column ~ " >= " ~ _reaggregated_from(customer_column)
     ) }}
 {% endmacro %}
 
@@ -120,11 +120,18 @@
     {% if not is_incremental() or _reaggregates_everyone(staging_models, whole_sql) %}
         {{ return('false') }}
     {% endif %}
-    {{ return(
-        day_column ~ " < (select reaggregated_from from " ~ _customers_to_reaggregate()
-        ~ " as to_redo where to_redo.customer_id = " ~ customer_column ~ ")"
-    ) }}
+    {{ return(day_column ~ " < " ~ _reaggregated_from(customer_column)) }}
 {% endmacro %}
+
+
+{#- The first day re-aggregated for the customer in `customer_column` (a qualified column: the
+    lookup has a customer_id of its own). -#}
+{% macro _reaggregated_from(customer_column) -%}
+    (
+        select to_redo.reaggregated_from from {{ _customers_to_reaggregate() }} as to_redo
+        where to_redo.customer_id = {{ customer_column }}
+    )
+{%- endmacro %}
 
 
 {#- post_hook: remember that this model has processed the log through this build's landing (it
