@@ -132,6 +132,28 @@
 {%- endmacro %}
 
 
+{#- What separates the categories of a basket (int_order_items_aggregated_to_customer_day_baskets):
+    the ASCII unit separator, which no category name holds, unlike '|' or ','. -#}
+{% macro basket_separator() -%}
+    chr(31)
+{%- endmacro %}
+
+
+{#- One row per part of `expression` split at `delimiter` (a table function in the select list;
+    Spark's split takes a pattern: the delimiter must not be a regex metacharacter). -#}
+{% macro split_to_rows(expression, delimiter) %}
+    {{- return(adapter.dispatch('split_to_rows')(expression, delimiter)) -}}
+{% endmacro %}
+
+{% macro default__split_to_rows(expression, delimiter) -%}
+    unnest(string_split({{ expression }}, {{ delimiter }}))
+{%- endmacro %}
+
+{% macro spark__split_to_rows(expression, delimiter) -%}
+    explode(split({{ expression }}, {{ delimiter }}))
+{%- endmacro %}
+
+
 {#- How an incremental model replaces the slices (unique_key values) a run writes and keeps
     the others: delete+insert; Spark's Parquet tables have no delete, so they overwrite those
     partitions (profiles.yml sets spark.sql.sources.partitionOverwriteMode to dynamic). Used by

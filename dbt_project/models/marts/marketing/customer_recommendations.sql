@@ -2,30 +2,12 @@
 {%- set min_pair_orders = var('recommendation_min_pair_orders') | int -%}
 {#- Categories bought this recently are not recommended again. -#}
 {%- set recent_days = var('recommendation_recent_days') | int -%}
-{#- Categories one bigint mask holds (bits 0-61, clear of the sign bit); a unit test lowers it
-    to check the path for categories past the mask against the same answer. -#}
-{%- set mask_width = var('recommendation_mask_width') | int -%}
-{%- if mask_width > 62 -%}
-    {%- do exceptions.raise_compiler_error("var recommendation_mask_width must be at most 62, got: " ~ mask_width) -%}
-{%- endif -%}
 
 with
 
-orders as (
+customer_day_baskets as (
 
-    select * from {{ ref('orders') }}
-
-),
-
-order_items as (
-
-    select * from {{ ref('stg_shop__order_items') }}
-
-),
-
-products as (
-
-    select * from {{ ref('stg_shop__products') }}
+    select * from {{ ref('int_order_items_aggregated_to_customer_day_baskets') }}
 
 ),
 
@@ -47,148 +29,71 @@ as_of as (
 
 ),
 
+-- Counted orders only (the baskets hold no cancelled order); on or after as_of is the future.
+counted_baskets as (
+
+    select
+        customer_day_baskets.customer_id,
+        customer_day_baskets.activity_on,
+        customer_day_baskets.basket,
+        customer_day_baskets.n_orders
+    from customer_day_baskets
+    cross join as_of
+    where customer_day_baskets.activity_on < as_of.as_of_on
+
+),
+
+-- Orders with the same categories count together: a few thousand baskets, not millions of
+-- orders; then one row per basket and category.
+basket_sizes as (
+
+    select
+        basket,
+        cast(sum(n_orders) as bigint) as n_orders
+    from counted_baskets
+    group by basket
+
+),
+
+basket_category_names as (
+
+    select
+        basket,
+        n_orders,
+        {{ split_to_rows('basket', basket_separator()) }} as category
+    from basket_sizes
+
+),
+
 -- Integer keys in category-name order: the joins and rankings below run on them, not on the
--- names. An order's categories are also one bit each in a bigint mask (bit_or, `&` and power
--- exist under these names on DuckDB and Spark): orders with the same mask count together, a few
--- hundred masks instead of millions of orders. A mask holds the first mask_width categories; the
--- rare orders with a category past those take the slower path of one row per category.
+-- names.
 categories as (
 
     select
         category,
-        category_key,
-        category_key > {{ mask_width }} as is_past_mask,
-        case
-            when category_key <= {{ mask_width }}
-                then cast(power(2, category_key - 1) as bigint)
-            else 0
-        end as category_bit
+        row_number() over (order by category) as category_key
     from (
-        select
-            category,
-            row_number() over (order by category) as category_key
-        from (
-            select distinct category
-            from products
-            where category <> 'unknown'
-        ) as named_categories
-    ) as keyed_categories
+        select distinct category
+        from basket_category_names
+    ) as bought_categories
 
 ),
 
-product_categories as (
+basket_categories as (
 
     select
-        products.product_id,
-        categories.category_key,
-        categories.is_past_mask,
-        categories.category_bit
-    from products
-    inner join categories
-        on products.category = categories.category
-
-),
-
--- Cancelled orders say nothing about what goes together; orders on or after as_of are the future.
-counted_orders as (
-
-    select
-        orders.order_id,
-        orders.customer_id,
-        orders.ordered_on
-    from orders
-    cross join as_of
-    where orders.is_counted_purchase
-        and orders.ordered_on < as_of.as_of_on
-
-),
-
-order_masks as (
-
-    select
-        order_items.order_id,
-        bit_or(product_categories.category_bit) as category_mask,
-        max(case when product_categories.is_past_mask then 1 else 0 end) as has_past_mask
-    from order_items
-    inner join product_categories
-        on order_items.product_id = product_categories.product_id
-    group by order_items.order_id
-
-),
-
-counted_order_masks as (
-
-    select
-        counted_orders.order_id,
-        counted_orders.customer_id,
-        counted_orders.ordered_on,
-        order_masks.category_mask,
-        order_masks.has_past_mask
-    from order_masks
-    inner join counted_orders
-        on order_masks.order_id = counted_orders.order_id
-
-),
-
-mask_sizes as (
-
-    select
-        category_mask,
-        count(*) as n_orders
-    from counted_order_masks
-    where category_mask <> 0
-    group by category_mask
-
-),
-
-mask_categories as (
-
-    select
-        mask_sizes.category_mask,
-        mask_sizes.n_orders,
+        basket_category_names.basket,
+        basket_category_names.n_orders,
         categories.category_key
-    from mask_sizes
+    from basket_category_names
     inner join categories
-        on (mask_sizes.category_mask & categories.category_bit) <> 0
-
-),
-
--- The orders with a category past the mask, one row per order and category.
-past_mask_order_categories as (
-
-    select distinct
-        counted_order_masks.order_id,
-        counted_order_masks.customer_id,
-        counted_order_masks.ordered_on,
-        product_categories.category_key,
-        product_categories.is_past_mask
-    from counted_order_masks
-    inner join order_items
-        on counted_order_masks.order_id = order_items.order_id
-    inner join product_categories
-        on order_items.product_id = product_categories.product_id
-    where counted_order_masks.has_past_mask = 1
+        on basket_category_names.category = categories.category
 
 ),
 
 n_orders_total as (
 
-    select count(*) as n_orders from counted_order_masks
-
-),
-
-category_order_counts as (
-
-    select
-        category_key,
-        n_orders
-    from mask_categories
-    union all
-    select
-        category_key,
-        1 as n_orders
-    from past_mask_order_categories
-    where is_past_mask
+    select cast(sum(n_orders) as bigint) as n_orders from basket_sizes
 
 ),
 
@@ -197,43 +102,22 @@ category_orders as (
     select
         category_key,
         cast(sum(n_orders) as bigint) as n_orders
-    from category_order_counts
+    from basket_categories
     group by category_key
-
-),
-
--- Pairs within the mask from the masks, pairs with a category past it from the rows.
-category_pair_counts as (
-
-    select
-        antecedent.category_key as antecedent_key,
-        consequent.category_key as consequent_key,
-        antecedent.n_orders
-    from mask_categories as antecedent
-    inner join mask_categories as consequent
-        on antecedent.category_mask = consequent.category_mask
-        and antecedent.category_key <> consequent.category_key
-    union all
-    select
-        antecedent.category_key as antecedent_key,
-        consequent.category_key as consequent_key,
-        1 as n_orders
-    from past_mask_order_categories as antecedent
-    inner join past_mask_order_categories as consequent
-        on antecedent.order_id = consequent.order_id
-        and antecedent.category_key <> consequent.category_key
-    where antecedent.is_past_mask or consequent.is_past_mask
 
 ),
 
 category_pairs as (
 
     select
-        antecedent_key,
-        consequent_key,
-        cast(sum(n_orders) as bigint) as n_orders_together
-    from category_pair_counts
-    group by antecedent_key, consequent_key
+        antecedent.category_key as antecedent_key,
+        consequent.category_key as consequent_key,
+        cast(sum(antecedent.n_orders) as bigint) as n_orders_together
+    from basket_categories as antecedent
+    inner join basket_categories as consequent
+        on antecedent.basket = consequent.basket
+        and antecedent.category_key <> consequent.category_key
+    group by antecedent.category_key, consequent.category_key
 
 ),
 
@@ -256,35 +140,27 @@ category_lift as (
 
 ),
 
--- A customer's orders with the same mask first, then one row per category.
-customer_masks as (
+-- A customer's orders with the same basket first, then one row per category.
+customer_baskets as (
 
     select
         customer_id,
-        category_mask,
-        max(ordered_on) as last_bought_on
-    from counted_order_masks
-    where category_mask <> 0
-    group by customer_id, category_mask
+        basket,
+        max(activity_on) as last_bought_on
+    from counted_baskets
+    group by customer_id, basket
 
 ),
 
 customer_category_dates as (
 
     select
-        customer_masks.customer_id,
-        categories.category_key,
-        customer_masks.last_bought_on
-    from customer_masks
-    inner join categories
-        on (customer_masks.category_mask & categories.category_bit) <> 0
-    union all
-    select
-        customer_id,
-        category_key,
-        ordered_on as last_bought_on
-    from past_mask_order_categories
-    where is_past_mask
+        customer_baskets.customer_id,
+        basket_categories.category_key,
+        customer_baskets.last_bought_on
+    from customer_baskets
+    inner join basket_categories
+        on customer_baskets.basket = basket_categories.basket
 
 ),
 

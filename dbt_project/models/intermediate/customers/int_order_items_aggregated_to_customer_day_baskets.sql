@@ -1,0 +1,87 @@
+{#- Incremental on DuckDB, like int_order_items_aggregated_to_customer_day_categories (and on
+    the same inputs): a run re-aggregates only the customer-days whose orders or lines were
+    staged again, or whose lines' product changed category, since it last ran
+    (macros/incremental_aggregates.sql). customer_recommendations then counts baskets from this
+    table instead of every order line of the shop's history, every week. -#}
+{% set staging_models = ['stg_shop__orders', 'stg_shop__order_items'] %}
+{{ config(
+    materialized=staging_materialization(),
+    incremental_strategy='append',
+    pre_hook="{{ delete_customers_to_reaggregate(" ~ staging_models ~ ","
+        ~ " product_categories_unread(), customers_of_recategorized_products()) }}",
+    post_hook=[
+        "{{ record_reaggregated() }}",
+        "{{ record_product_categories() }}",
+    ]
+) }}
+{{ keep_customers_of_recategorized_products() }}
+with
+
+-- Cancelled orders say nothing about what goes together.
+orders as (
+
+    select staged_orders.* from {{ ref('stg_shop__orders') }} as staged_orders
+    where staged_orders.is_counted_purchase
+        and {{ customers_to_reaggregate(
+            'staged_orders.customer_id',
+            'staged_orders.ordered_on',
+            staging_models,
+            product_categories_unread(),
+            customers_of_recategorized_products()
+        ) }}
+
+),
+
+order_items as (
+
+    select * from {{ ref('stg_shop__order_items') }}
+    {%- if is_incremental() %}
+    where order_id in (select order_id from orders)
+    {%- endif %}
+
+),
+
+products as (
+
+    select * from {{ ref('stg_shop__products') }}
+
+),
+
+-- Lines of products missing from the catalogue or of category 'unknown' say nothing either.
+order_categories as (
+
+    select distinct
+        order_items.order_id,
+        products.category
+    from order_items
+    inner join products
+        on order_items.product_id = products.product_id
+    where products.category <> 'unknown'
+
+),
+
+baskets as (
+
+    select
+        order_id,
+        {{ ordered_string_agg('category', basket_separator(), 'category') }} as basket
+    from order_categories
+    group by order_id
+
+),
+
+aggregated_to_customer_day_baskets as (
+
+    select
+        orders.customer_id,
+        orders.ordered_on as activity_on,
+        baskets.basket,
+        count(*) as n_orders
+    from baskets
+    inner join orders
+        on baskets.order_id = orders.order_id
+    group by orders.customer_id, orders.ordered_on, baskets.basket
+
+)
+
+select * from aggregated_to_customer_day_baskets
