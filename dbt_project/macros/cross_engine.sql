@@ -132,6 +132,21 @@
 {%- endmacro %}
 
 
+{#- The distinct values of `expression` in ascending order, joined by `delimiter` (an
+    aggregate): a list sorted per group, cheaper than string_agg's order by. -#}
+{% macro sorted_distinct_string_agg(expression, delimiter) %}
+    {{- return(adapter.dispatch('sorted_distinct_string_agg')(expression, delimiter)) -}}
+{% endmacro %}
+
+{% macro default__sorted_distinct_string_agg(expression, delimiter) -%}
+    array_to_string(list_sort(list(distinct {{ expression }})), {{ delimiter }})
+{%- endmacro %}
+
+{% macro spark__sorted_distinct_string_agg(expression, delimiter) -%}
+    array_join(array_sort(collect_set({{ expression }})), {{ delimiter }})
+{%- endmacro %}
+
+
 {#- What separates the categories of a basket (int_order_items_aggregated_to_customer_day_baskets):
     the ASCII unit separator, which no category name holds, unlike '|' or ','. -#}
 {% macro basket_separator() -%}

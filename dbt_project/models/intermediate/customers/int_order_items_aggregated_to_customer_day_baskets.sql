@@ -48,25 +48,18 @@ products as (
 ),
 
 -- Lines of products missing from the catalogue or of category 'unknown' say nothing either.
-order_categories as (
+-- A list sorted per order: the whole query by hand at M took 18-20 s with string_agg(... order
+-- by), 12-16 s so.
+baskets as (
 
-    select distinct
+    select
         order_items.order_id,
-        products.category
+        {{ sorted_distinct_string_agg('products.category', basket_separator()) }} as basket
     from order_items
     inner join products
         on order_items.product_id = products.product_id
     where products.category <> 'unknown'
-
-),
-
-baskets as (
-
-    select
-        order_id,
-        {{ ordered_string_agg('category', basket_separator(), 'category') }} as basket
-    from order_categories
-    group by order_id
+    group by order_items.order_id
 
 ),
 
