@@ -241,3 +241,78 @@ def test_without_campaign_keys_on_the_touches_no_lift_is_reported(
     [(n_lifts,)] = con.execute("select count(*) from marketing.audience_lift").fetchall()
     assert (n_keyed, n_lifts) == (0, 0)
     assert n_campaigns > 0
+
+
+# Co-purchase lift computed the plain way: each counted order before as_of, its categories.
+PLAIN_CO_PURCHASE = """
+with as_of as (select max(as_of_on) as as_of_on from intermediate.int_snapshot_dates),
+order_categories as (
+    select distinct orders.order_id, orders.customer_id, orders.ordered_on, products.category
+    from staging.stg_shop__orders as orders
+    inner join staging.stg_shop__order_items as items on orders.order_id = items.order_id
+    inner join staging.stg_shop__products as products on items.product_id = products.product_id
+    where orders.is_counted_purchase and products.category <> 'unknown'
+        and orders.ordered_on < (select as_of_on from as_of)
+),
+n_orders as (select count(distinct order_id) as n from order_categories),
+per_category as (select category, count(*) as n from order_categories group by category),
+pairs as (
+    select a.category as antecedent, b.category as consequent, count(*) as n
+    from order_categories as a inner join order_categories as b
+        on a.order_id = b.order_id and a.category <> b.category
+    group by all having count(*) >= 20
+),
+lift as (
+    select pairs.antecedent, pairs.consequent,
+        pairs.n * (select n from n_orders) / (ca.n * cb.n) as lift
+    from pairs
+    inner join per_category as ca on pairs.antecedent = ca.category
+    inner join per_category as cb on pairs.consequent = cb.category
+)
+select bought.customer_id, lift.consequent, max(lift.lift)
+from (select distinct customer_id, category from order_categories) as bought
+inner join lift on bought.category = lift.antecedent
+where lift.lift > 1
+group by all
+"""
+
+
+def test_co_purchase_lift_holds_past_62_categories(
+    marketing_dir: Path, generated_data: Path, tmp_path: Path
+) -> None:
+    """A catalogue of many more categories than the generator's (no limit of a 62-bit mask):
+    every co-purchase score equals the lift computed order by order."""
+    settings = private_settings(marketing_dir, generated_data, tmp_path)
+    with duckdb.connect(str(settings.warehouse)) as writable:
+        writable.execute(
+            "update staging.stg_shop__products set category = category || ' / '"
+            " || (hash(product_id) % 25) where category <> 'unknown'"
+        )
+        [(n_categories,)] = rows(
+            writable, "select count(distinct category) from staging.stg_shop__products"
+        )
+    run_dbt(
+        settings,
+        "build",
+        dbt_vars(settings),
+        select="int_order_items_aggregated_to_customer_day_baskets customer_recommendations",
+        full_refresh=True,
+        unit_tests=False,
+    )
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        plain = {(c, k): s for c, k, s in rows(con, PLAIN_CO_PURCHASE)}
+        recommended = rows(
+            con,
+            "select customer_id, category, score from marketing.customer_recommendations"
+            " where source = 'co_purchase'",
+        )
+        [(n_past_62,)] = rows(
+            con,
+            "select count(*) from marketing.customer_recommendations where category in (select"
+            " category from (select distinct category from staging.stg_shop__products"
+            " where category <> 'unknown') order by category offset 62)",
+        )
+    assert n_categories > 62
+    assert recommended and n_past_62 > 0
+    for customer_id, category, score in recommended:
+        assert math.isclose(score, plain[(customer_id, category)], rel_tol=1e-9)
