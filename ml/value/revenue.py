@@ -23,10 +23,17 @@ if TYPE_CHECKING:
 MIN_BUYERS_WITH_REVENUE = 100
 # The search's middle candidate for the classifier; spend given purchase is a smoother target,
 # and one setting kept the fit cheap (the backtest fits it again per window).
+# `tol`: stop once ten trees gain less than 0.001 of validation gamma deviance. With
+# scikit-learn's 1e-7 the model grew 241 trees at 1M customers (270 on the demo shop) for a
+# last 0.2% of deviance, and those trees were half of scoring's CPU. With 1e-3 it grew 34
+# (33); the three-window backtest's top-decile capture, Gini and MAE moved by +0.001, +0.000,
+# +0.2 at 1M and +0.000, +0.001, -0.3 on the demo shop. Deviance differences do not depend on
+# the currency's scale, so one absolute tolerance fits every shop.
 _SPEND_PARAMS = {
     "loss": "gamma",
     "max_iter": 500,
     "early_stopping": True,
+    "tol": 1e-3,
     "learning_rate": 0.2,
     "max_leaf_nodes": 31,
     "min_samples_leaf": 50,

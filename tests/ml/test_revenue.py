@@ -57,6 +57,19 @@ def test_the_spend_model_learns_spend_given_a_purchase_and_ignores_non_buyers():
     assert expected.sum() == pytest.approx(revenue.sum(), rel=0.05)
 
 
+def test_the_spend_model_is_the_same_in_any_currency():
+    # Early stopping compares gamma deviance with an absolute tolerance: a shop in yen must
+    # stop after the same trees as the same shop in euros, with the same predictions scaled.
+    features, revenue = _shop(6000)
+    euros = SpendModel.fit(features, revenue, ("level", "noise"), seed=0)
+    yen = SpendModel.fit(features, revenue * 160.0, ("level", "noise"), seed=0)
+    # What early stopping compares, the gain in validation score, is the same in both.
+    gains = [np.diff(m.regressor.validation_score_) for m in (euros, yen)]
+    np.testing.assert_allclose(gains[1], gains[0], rtol=1e-6, atol=1e-12)
+    assert yen.regressor.n_iter_ == euros.regressor.n_iter_
+    np.testing.assert_allclose(yen.predict(features), 160.0 * euros.predict(features), rtol=1e-6)
+
+
 def test_too_few_buyers_with_a_revenue_is_a_clear_error():
     features, revenue = _shop(1000)
     revenue[np.flatnonzero(revenue > 0)[MIN_BUYERS_WITH_REVENUE - 1 :]] = np.nan
