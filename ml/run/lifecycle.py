@@ -73,7 +73,7 @@ def model_step(
                 f"scoring with champion {meta.model_id} (trained {meta.trained_at[:10]}, as of"
                 f" {meta.as_of}, {age} days old); --retrain to train a new one"
             )
-            return None, score(settings, meta.model_id, log)
+            return None, score(settings, champion, log)
         log(f"retraining: {reason}")
     else:
         log("retraining: --retrain" if has_champion else "training: no champion yet")
