@@ -148,7 +148,7 @@ def score(
         Warehouse and models directory.
     model_ref : str or LoadedModel
         A model id, "latest", or a model the caller has loaded already (`segmart run`'s
-        champion: loading it again cost 0.5-0.9 s at M).
+        champion: loading it again cost 0.45-0.9 s at M).
     progress : callable
         Receives one line per step, and a warning line per drifted feature.
     batch_size : int

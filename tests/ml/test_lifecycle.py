@@ -142,7 +142,7 @@ def test_the_first_run_trains_and_promotes_and_the_next_scores_with_the_champion
 def test_the_champion_is_loaded_once_when_it_scores(
     promoted: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Loading a model checks its hash and audits its types (0.5-0.9 s at 1M customers): the
+    # Loading a model checks its hash and audits its types (0.45-0.9 s at 1M customers): the
     # step scores with the champion it loaded to decide, not with a second copy.
     loads: list[str] = []
     load_model = registry.load_model
