@@ -25,7 +25,7 @@ MIN_BUYERS_WITH_REVENUE = 100
 # and one setting kept the fit cheap (the backtest fits it again per window).
 # `tol`: stop once ten trees gain less than 0.001 of validation gamma deviance. With
 # scikit-learn's 1e-7 the model grew 241 trees at 1M customers (270 on the demo shop) for a
-# last 0.2% of deviance, and predicting with them took 7.2 of the 16.3 CPU seconds that
+# last 0.18% of deviance, and predicting with them took 7.2 of the 16.3 CPU seconds that
 # scoring 1M customers' batches took on one thread. With 1e-3 it grew 34 (33); the
 # three-window backtest's top-decile capture, Gini and MAE moved by +0.001, +0.000, +0.2 at
 # 1M and +0.000, +0.001, -0.3 on the demo shop. Deviance differences do not depend on the
