@@ -176,7 +176,7 @@
         {{ return('') }}
     {% endif %}
     {% set read_before = "select product_id, category from raw_history.product_categories_read"
-        ~ " where model_name = '" ~ this.identifier ~ "'" %}
+        ~ " where model_name = '" ~ this.identifier ~ "' and product_id is not null" %}
     {% set now = "select product_id, category from " ~ ref('stg_shop__products') %}
     {% set changed = "(" ~ now ~ " except " ~ read_before ~ ") union (" ~ read_before
         ~ " except " ~ now ~ ")" %}
@@ -193,7 +193,7 @@
 
 
 {#- True when this model has no record of the categories it read (a warehouse from before the
-    record, or an empty catalogue): it then re-aggregates every customer. -#}
+    record): it then re-aggregates every customer. -#}
 {% macro product_categories_unread() -%}
     not exists (
         select 1 from raw_history.product_categories_read
@@ -209,12 +209,15 @@
 
 
 {#- post_hook: remember the product categories this build read (customers_of_recategorized_products
-    compares the next build's with them). -#}
+    compares the next build's with them), and that it read them: a row without a product says
+    so when the catalogue is empty or absent, as in many exports. Without it every build of a
+    shop without a catalogue re-aggregated every customer. -#}
 {% macro record_product_categories() %}
     {% if target.type != 'duckdb' %}{{ return('') }}{% endif %}
     {{ return(
         "delete from raw_history.product_categories_read where model_name = '"
         ~ this.identifier ~ "'; insert into raw_history.product_categories_read select '"
         ~ this.identifier ~ "', product_id, category from " ~ ref('stg_shop__products')
+        ~ " union all select '" ~ this.identifier ~ "', null, null"
     ) }}
 {% endmacro %}

@@ -257,13 +257,15 @@ def _build(settings: Settings, full_refresh: bool = False) -> None:
     )
 
 
-def _differences(left: Path, right: Path) -> dict[str, int]:
-    """Rows of each compared table found in one warehouse and not the other (doubles rounded)."""
+def _differences(
+    left: Path, right: Path, tables: tuple[str, ...] = COMPARED_TABLES
+) -> dict[str, int]:
+    """Rows of each table found in one warehouse and not the other (doubles rounded)."""
     con = duckdb.connect()
     con.execute(f"attach '{left}' as left_side (read_only)")
     con.execute(f"attach '{right}' as right_side (read_only)")
     found = {}
-    for table in COMPARED_TABLES:
+    for table in tables:
         schema, name = table.split(".")
         columns = con.execute(
             "select column_name, data_type from information_schema.columns"
@@ -373,11 +375,13 @@ def _recategorize_one_product(products: Path, product_id: str) -> None:
     moved.replace(products)
 
 
-def _customers_reaggregated(warehouse: Path) -> dict[str, tuple[int, int]]:
+def _customers_reaggregated(
+    warehouse: Path, aggregates: tuple[str, ...] = AGGREGATES
+) -> dict[str, tuple[int, int]]:
     """Per customer-day aggregate: the customers its last run re-aggregated, and all it holds."""
     found = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        for aggregate in AGGREGATES:
+        for aggregate in aggregates:
             (n_redone,) = con.execute(
                 f"select count(*) from raw_history.{aggregate}__customers_to_reaggregate"
             ).fetchone()
@@ -589,3 +593,61 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     assert staged_again == {False: False, True: True}
     assert set(_channel_of(incremental.warehouse, [late, appended])) == {late, appended}
     assert _differences(full.warehouse, incremental.warehouse) == dict.fromkeys(COMPARED_TABLES, 0)
+
+
+def _build_the_catalogue_aggregates(settings: Settings, full_refresh: bool = False) -> None:
+    """The two aggregates of the catalogue and what they read (seeds too), no data tests."""
+    run_dbt(
+        settings,
+        "build --exclude-resource-type test --exclude-resource-type unit_test",
+        dbt_vars(settings, extra={"incremental_lookback_days": LOOKBACK_DAYS}),
+        select=" ".join(f"+{aggregate}" for aggregate in OF_THE_CATALOGUE),
+        full_refresh=full_refresh,
+    )
+
+
+def _rewrote_every_row(warehouse: Path) -> dict[str, bool]:
+    """Per aggregate of the catalogue: whether its last build rewrote every row."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {
+            aggregate: con.execute(
+                "select key_table is null from raw_history.changed_rows where model_name = ?",
+                [aggregate],
+            ).fetchone()[0]
+            for aggregate in OF_THE_CATALOGUE
+        }
+
+
+def test_a_shop_without_a_catalogue_re_aggregates_no_one_until_the_catalogue_arrives(
+    drops: Drops, tmp_path: Path
+) -> None:
+    """Many exports have order lines and no product catalogue. A build that read an empty
+    catalogue remembers it read one: the next re-aggregates only what changed, not every
+    customer; the catalogue's arrival re-aggregates the buyers of its products."""
+    files = {table: [drops.history[table], drops.week[table]] for table in SPLIT_TABLES}
+    raw = _raw_dir(tmp_path / "incremental", drops, files)
+    (raw / "products.parquet").unlink()
+    incremental = _settings(raw, tmp_path / "incremental")
+    _build_the_catalogue_aggregates(incremental)
+    _build_the_catalogue_aggregates(incremental)
+    # (Read first: a build that rewrites every row keeps no table of the customers it redid.)
+    assert _rewrote_every_row(incremental.warehouse) == dict.fromkeys(OF_THE_CATALOGUE, False)
+    rerun_reaggregated = _customers_reaggregated(incremental.warehouse, OF_THE_CATALOGUE)
+    shutil.copy2(drops.whole_dir / "products.parquet", raw / "products.parquet")
+    _build_the_catalogue_aggregates(incremental)
+    with duckdb.connect(str(incremental.warehouse), read_only=True) as con:
+        (n_buyers_of_catalogued,) = con.execute(
+            "select count(distinct orders.customer_id) from staging.stg_shop__orders as orders"
+            " inner join staging.stg_shop__order_items as items"
+            " on orders.order_id = items.order_id"
+            " where items.product_id in (select product_id from staging.stg_shop__products)"
+        ).fetchone()
+    arrival_reaggregated = _customers_reaggregated(incremental.warehouse, OF_THE_CATALOGUE)
+    full = _settings(raw, tmp_path / "full")
+    _build_the_catalogue_aggregates(full, full_refresh=True)
+
+    for aggregate in OF_THE_CATALOGUE:
+        assert rerun_reaggregated[aggregate][0] == 0
+        assert arrival_reaggregated[aggregate][0] == n_buyers_of_catalogued > 0
+    tables = tuple(f"intermediate.{aggregate}" for aggregate in OF_THE_CATALOGUE)
+    assert _differences(full.warehouse, incremental.warehouse, tables) == dict.fromkeys(tables, 0)
