@@ -134,9 +134,11 @@ def _rewrite_without(path: Path, customer_id: str) -> bool:
     exported = pq.read_table(path) if path.suffix == ".parquet" else pa_csv.read_csv(path)
     if "customer_id" not in exported.column_names:
         return False
-    keep = duckdb.sql(
-        "select * from exported where customer_id is distinct from ?", params=[customer_id]
-    ).to_arrow_table()
+    # A connection of its own: the module-wide one may hold another caller's unfinished result.
+    with duckdb.connect() as con:
+        keep = con.sql(
+            "select * from exported where customer_id is distinct from ?", params=[customer_id]
+        ).to_arrow_table()
     if keep.num_rows == exported.num_rows:
         return False
     staging = path.with_name(f".{path.name}.tmp")

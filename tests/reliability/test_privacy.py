@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -332,3 +333,19 @@ def test_forget_removes_a_customer_everywhere_and_a_rebuild_does_not_bring_them_
 
     assert_clean_success(last_good.cli("build"))
     assert _holding(last_good.warehouse, customer, skip=("privacy",)) == {}
+
+
+def test_an_export_is_rewritten_whatever_duckdbs_module_connection_holds(tmp_path: Path) -> None:
+    """`segmart forget` runs inside other code (a notebook, a test session): a result left
+    unfinished on DuckDB's module-wide connection must not stop it rewriting an export."""
+    from ml.delivery.privacy import _rewrite_without
+
+    export = tmp_path / "audience.parquet"
+    pq.write_table(pa.table({"customer_id": ["C1", "C2"], "channel": ["email", "sms"]}), export)
+    unfinished = duckdb.execute("select 1 union all select 2")
+    unfinished.fetchone()  # one row of two
+    try:
+        assert _rewrite_without(export, "C1")
+    finally:
+        unfinished.fetchall()  # leave the module's connection as other tests expect it
+    assert pq.read_table(export).column("customer_id").to_pylist() == ["C2"]
