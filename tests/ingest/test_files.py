@@ -36,7 +36,8 @@ def test_rows_appended_with_other_line_endings_are_read_whole(tmp_path: Path) ->
     path.write_bytes(b"a,b\n1,2\n3,4\r\n5,6\r\n")
     assert scan(path).has_mixed_line_endings
     copy = readable_copy(RawFile(path), tmp_path / "spool")
-    rows = duckdb.sql(f"select * from read_csv('{copy}', all_varchar=true)").fetchall()
+    with duckdb.connect() as con:
+        rows = con.sql(f"select * from read_csv('{copy}', all_varchar=true)").fetchall()
     assert rows == [("1", "2"), ("3", "4"), ("5", "6")]
 
 

@@ -116,11 +116,11 @@ def drops(tmp_path_factory: pytest.TempPathFactory) -> Drops:
     root = tmp_path_factory.mktemp("incremental_drops")
     generate(N_CUSTOMERS, SEED, root / "generated", "parquet")
     source = root / "generated" / "raw"
-    (latest,) = duckdb.execute(
+    ((latest,),) = duckdb.execute(
         "select max(try_cast(ordered_at as timestamp)) from read_parquet(?)"
         " where try_cast(ordered_at as timestamp) < current_date",
         [str(source / "orders.parquet")],
-    ).fetchone()
+    ).fetchall()
     cutoff = (latest - timedelta(days=7)).isoformat(sep=" ")
     history, week = {}, {}
     for table in SPLIT_TABLES:
@@ -453,9 +453,9 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
         "customers": _customer_with_undecodable_city(drops, tmp_path)
     }
     _add_drops(history_dir, extra_drops)
-    (arriving,) = duckdb.execute(
+    ((arriving,),) = duckdb.execute(
         f"select any_value(customer_id) from '{drops.week['customers']}'"
-    ).fetchone()
+    ).fetchall()
     _build(incremental)
     history_key_test = _compiled_test(ORDER_KEY_TEST)
     history_rules = _rules_of(incremental.warehouse, arriving) | _rules_of(
@@ -536,9 +536,9 @@ def test_history_then_the_week_equals_a_full_build_and_reruns_change_nothing(
     # A file gone: its rows must leave the staged order lines.
     (raw / "order_items" / f"2-{drops.week['order_items'].name}").unlink()
     (redelivered,), (late,) = duckdb.execute(f"select order_id from '{late_drop}'").fetchall()
-    (appended,) = duckdb.execute(
+    ((appended,),) = duckdb.execute(
         f"select order_id from '{rewritten_week}' where order_id like 'appended-%'"
-    ).fetchone()
+    ).fetchall()
     with duckdb.connect(str(incremental.warehouse), read_only=True) as con:
         (untouched,) = con.execute(
             "select order_id from staging.stg_shop__orders where order_id <> ?"
